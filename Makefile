@@ -1,0 +1,38 @@
+# moleport — all set-up is done by `make export` and `make test` on a fresh machine.
+PY       ?= python3.11
+VENV     ?= .venv
+VPY      := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+NAME     ?= default
+CKPT     ?=
+DATA     ?=
+EXPORT_ARGS ?=
+
+.PHONY: install export test test-fast bench parity parity-real android-assets android-core-test web serve-web web-test clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade "pip==25.3"
+	$(VPY) -m pip install -q -e .
+	$(VPY) -m pip install -q --no-deps "onnx2tf==1.29.24"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+export: $(STAMP)
+	$(VPY) -m moleport.pipeline --name $(NAME) $(if $(CKPT),--ckpt $(CKPT)) $(if $(DATA),--data $(DATA)) $(EXPORT_ARGS)
+
+test: $(STAMP)
+	$(VPY) -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(VPY) -m pytest -q -m "not heavy" tests
+
+bench: $(STAMP)
+	$(VPY) -m moleport.cli bench
+
+parity: $(STAMP)
+	$(VPY) -m moleport.cli parity artifacts/export/$(NAME)
+
+clean:
+	rm -rf artifacts/data artifacts/train artifacts/export artifacts/parity artifacts/web

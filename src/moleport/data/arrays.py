@@ -1,0 +1,60 @@
+"""Decode a manifest split once into a uint8 NHWC array, cached as .npy on disk.
+
+Training, export calibration and parity all read images through here, so they see
+the identical canonical pixels (:func:`moleport.preprocess.load_image`).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moleport.data.manifest import Manifest
+from moleport.preprocess import load_image
+
+DEFAULT_CACHE = Path(os.environ.get("MOLEPORT_CACHE", "artifacts/cache"))
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    x: np.ndarray  # (N, S, S, 3) uint8 RGB
+    y: np.ndarray  # (N,) int64, 1 = melanoma, 0 = nevus
+    files: tuple[str, ...]
+
+
+def _progress(it, total: int, desc: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover
+        return it
+    return tqdm(it, total=total, desc=desc, unit="img", leave=False, disable=total < 50)
+
+
+def load_split(manifest: Manifest, split: str, size: int = 224, cache_dir: str | Path | None = DEFAULT_CACHE,
+               limit: int | None = None) -> SplitArrays:
+    """Canonical pixels of every image of ``split`` (optionally the first ``limit``)."""
+    items = manifest.split(split)
+    if limit is not None:
+        items = items[:limit]
+    y = np.array([it.y for it in items], dtype=np.int64)
+    files = tuple(it.file for it in items)
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{manifest.sha256[:16]}-{split}-{size}-{len(items)}.npy"
+        if cache.is_file():
+            x = np.load(cache, mmap_mode="r")
+            if x.shape == (len(items), size, size, 3):
+                return SplitArrays(x=x, y=y, files=files)
+    x = np.empty((len(items), size, size, 3), dtype=np.uint8)
+    for i, it in enumerate(_progress(items, len(items), f"decode {split}")):
+        x[i] = load_image(it.file, size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=cache.parent)
+        os.close(fd)
+        np.save(tmp, x)
+        os.replace(tmp, cache)
+    return SplitArrays(x=x, y=y, files=files)

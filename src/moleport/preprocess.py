@@ -1,0 +1,175 @@
+"""Canonical preprocessing: from an image file to the model's 224x224 RGB uint8 input.
+
+The rule is written so that it can be re-implemented bit-for-bit (within ±1 grey
+level) in Java (android_demo/core) and JavaScript (web_demo). It is the reference;
+PIL is used only to *decode* files.
+
+Decoding (``decode_rgb``)
+    1. The file is decoded with Pillow; EXIF orientation is applied (``exif_transpose``).
+    2. Colour modes become 8-bit RGB by this rule:
+       - RGB: unchanged.
+       - Modes with alpha (RGBA, LA, PA, P/L/RGB with a transparency key): alpha-composited
+         over **white**: ``out = round((c*a + 255*(255-a)) / 255)``.
+       - L / 1 (greyscale, bilevel): the grey value is copied to R, G and B.
+       - I;16 / I (16/32-bit greyscale): ``v >> 8`` for 16-bit ranges (values clipped to 0..65535), then as L.
+       - CMYK, YCbCr, LAB, HSV, P (palette) without transparency: Pillow's ``convert("RGB")``.
+    3. Images whose shorter side is under 32 px, larger than ``MAX_PIXELS`` (a decompression
+       bomb), truncated or undecodable raise :class:`ImageError` naming the file.
+
+Resizing (``resize_canonical``; name ``center-square-crop+triangle-antialias-v1``)
+    1. Centre square crop: ``s = min(W, H)``, ``x0 = (W - s) // 2``, ``y0 = (H - s) // 2``.
+    2. Separable resize of the ``s x s`` crop to ``N x N`` (N = 224) with a triangle
+       (bilinear) filter widened by the downscale factor (antialiasing), as Pillow's BILINEAR:
+       ``scale = s / N``, ``fs = max(scale, 1)``; for output index ``i``:
+       ``c = (i + 0.5) * scale``, ``lo = max(floor(c - fs + 0.5), 0)``,
+       ``hi = min(floor(c + fs + 0.5), s)``; for ``j`` in ``[lo, hi)``:
+       ``w_j = max(0, 1 - |(j - c + 0.5) / fs|)``, normalised to sum 1.
+    3. First the horizontal pass (along x), its result rounded to uint8, then the vertical
+       pass, rounded to uint8. Rounding is ``floor(v + 0.5)`` clipped to [0, 255]; all
+       arithmetic in float64.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from moleport.spec import ModelSpec
+
+#: Largest image accepted (pixels). Anything above is treated as a decompression bomb.
+MAX_PIXELS = 64_000_000
+MIN_SIDE = 32
+
+
+class ImageError(ValueError):
+    """An image file cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def _open_checked(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(path, "file not found")
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    old_max = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(path, f"decompression bomb refused (more than {MAX_PIXELS} pixels): {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(path, "not an image (unrecognised format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(path, f"corrupt or truncated image ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_max
+    if img.width * img.height > MAX_PIXELS:
+        raise ImageError(path, f"decompression bomb refused ({img.width}x{img.height} pixels)")
+    return img
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+        a = rgba[..., 3:4]
+        out = (rgba[..., :3] * a + 255.0 * (255.0 - a)) / 255.0
+        return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        v = np.clip(np.asarray(img, dtype=np.int64), 0, 65535) >> 8
+        grey = v.astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("L", "1"):
+        grey = np.asarray(img.convert("L"), dtype=np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        grey = np.clip(np.floor(np.asarray(img, dtype=np.float64) + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_rgb(path: str | Path) -> np.ndarray:
+    """Decode ``path`` into an HxWx3 uint8 RGB array (EXIF orientation applied)."""
+    p = Path(path)
+    img = _open_checked(p)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(p, f"bad EXIF data ({exc})") from exc
+    rgb = _to_rgb(img)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageError(p, f"image too small ({w}x{h}); the shorter side must be at least {MIN_SIDE} px")
+    return np.ascontiguousarray(rgb)
+
+
+@functools.lru_cache(maxsize=64)
+def triangle_weights(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) float64 matrix of the antialiased triangle filter."""
+    scale = in_size / out_size
+    fs = max(scale, 1.0)
+    w = np.zeros((out_size, in_size), dtype=np.float64)
+    for i in range(out_size):
+        c = (i + 0.5) * scale
+        lo = max(int(np.floor(c - fs + 0.5)), 0)
+        hi = min(int(np.floor(c + fs + 0.5)), in_size)
+        j = np.arange(lo, hi, dtype=np.float64)
+        k = np.maximum(0.0, 1.0 - np.abs((j - c + 0.5) / fs))
+        total = k.sum()
+        if total <= 0:
+            raise ValueError(f"degenerate filter for {in_size}->{out_size} at {i}")
+        w[i, lo:hi] = k / total
+    w.setflags(write=False)
+    return w
+
+
+def _round_u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+
+
+def resize_canonical(rgb: np.ndarray, size: int = 224) -> np.ndarray:
+    """Centre-square-crop and resize an HxWx3 uint8 array to size x size x 3 uint8."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected HxWx3 uint8, got shape {rgb.shape} dtype {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = rgb[y0 : y0 + s, x0 : x0 + s].astype(np.float64)
+    wt = triangle_weights(s, size)
+    horiz = _round_u8(np.einsum("hwc,ow->hoc", crop, wt)).astype(np.float64)
+    return _round_u8(np.einsum("hoc,ph->poc", horiz, wt))
+
+
+def load_image(path: str | Path, size: int = 224) -> np.ndarray:
+    """The canonical model input for one file: size x size x 3 uint8 RGB."""
+    return resize_canonical(decode_rgb(path), size)
+
+
+def normalize_batch(batch_u8, spec: ModelSpec):
+    """uint8 NHWC (numpy or torch) -> float32 NCHW torch tensor normalised by ``spec``.
+
+    Works on whatever device the input tensor lives on (CPU or CUDA).
+    """
+    import torch
+
+    x = torch.as_tensor(batch_u8)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected NHWC uint8 batch with 3 channels, got shape {tuple(x.shape)}")
+    if spec.color_order == "BGR":
+        x = x.flip(-1)
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - mean) / std
