@@ -36,3 +36,21 @@ parity: $(STAMP)
 
 clean:
 	rm -rf artifacts/data artifacts/train artifacts/export artifacts/parity artifacts/web
+
+parity-real: $(STAMP)
+	$(VPY) -m moleport.parity.real
+
+android-assets:
+	bash android_demo/scripts/copy_assets.sh artifacts/export/$(NAME)
+
+android-core-test: $(STAMP)
+	bash android_demo/scripts/core_test.sh
+
+web: $(STAMP)
+	bash web_demo/scripts/build.sh artifacts/export/$(NAME)
+
+serve-web:
+	bash web_demo/scripts/serve.sh
+
+web-test: $(STAMP)
+	bash web_demo/scripts/web_test.sh artifacts/export/$(NAME)
