@@ -19,6 +19,7 @@ STAGES = (
     ("predict", "moleport.predict"),
     ("evaluate", "moleport.evaluate.cli"),
     ("audit", "moleport.evaluate.audit_cli"),
+    ("golden", "moleport.apps.golden"),
     ("bench", "moleport.bench"),
 )
 

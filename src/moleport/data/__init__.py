@@ -1,0 +1,1 @@
+"""Data stage: synthetic default dataset, image sources, validated splits, reports."""

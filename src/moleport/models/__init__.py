@@ -1,0 +1,15 @@
+"""Model builders (paper Figure 3: one-logit head) and checkpoints."""
+from moleport.models.mobilenet_v1 import MobileNetV1, keras_state_dict_to_moleport
+from moleport.models.registry import (
+    ARCHITECTURES,
+    Architecture,
+    ModelError,
+    build_backbone,
+    build_model,
+    get_architecture,
+    read_state_dict,
+    replace_head,
+)
+
+__all__ = ["ARCHITECTURES", "Architecture", "MobileNetV1", "ModelError", "build_backbone", "build_model",
+           "get_architecture", "keras_state_dict_to_moleport", "read_state_dict", "replace_head"]
