@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Copy an export bundle's TFLite models, spec.json and labels.txt into the app's assets (git-ignored):
+#   bash android_demo/scripts/copy_assets.sh artifacts/export/default      (make android-assets)
+# Writes android_demo/app/src/main/assets/model/{model_fp32.tflite, model_int8.tflite?, spec.json, labels.txt}
+# after checking each model's sha256 against the bundle's manifest.json. ASSETS_DIR overrides the destination.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+DEST="${ASSETS_DIR:-$ROOT/android_demo/app/src/main/assets/model}"
+
+die() {
+    echo "copy_assets: $*" >&2
+    exit 1
+}
+
+[ $# -eq 1 ] || die "usage: copy_assets.sh BUNDLE_DIR (e.g. artifacts/export/default)"
+BUNDLE="$1"
+[ -d "$BUNDLE" ] || die "bundle folder '$BUNDLE' not found; run 'make export' first"
+for f in manifest.json spec.json labels.txt; do
+    [ -f "$BUNDLE/$f" ] || die "'$BUNDLE/$f' missing: not a complete export bundle (run 'make export')"
+done
+
+PY="$ROOT/.venv/bin/python"
+[ -x "$PY" ] || PY="$(command -v python3)" || die "python3 is needed to read manifest.json"
+
+STAGE="$(mktemp -d "${TMPDIR:-/tmp}/moleport-assets.XXXXXX")"
+trap 'rm -rf "$STAGE"' EXIT
+
+"$PY" - "$BUNDLE" "$STAGE" <<'PYEOF' || die "bundle check failed (see above)"
+import hashlib, json, shutil, sys
+from pathlib import Path
+
+bundle, stage = Path(sys.argv[1]), Path(sys.argv[2])
+files = json.loads((bundle / "manifest.json").read_text(encoding="utf-8")).get("files")
+if not isinstance(files, list):
+    sys.exit(f"{bundle}/manifest.json: 'files' must be a list")
+tflite = {f.get("precision"): f for f in files if isinstance(f, dict) and f.get("format") == "tflite"}
+if "fp32" not in tflite:
+    sys.exit(f"{bundle}/manifest.json lists no fp32 tflite model (found: {sorted(map(str, tflite))})")
+for precision in ("fp32", "int8"):
+    entry = tflite.get(precision)
+    if entry is None:
+        continue
+    src = bundle / entry["path"]
+    if not src.is_file():
+        sys.exit(f"{src}: listed in manifest.json but missing")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    if entry.get("sha256") and digest != entry["sha256"]:
+        sys.exit(f"{src}: sha256 {digest} does not match manifest.json ({entry['sha256']})")
+    shutil.copyfile(src, stage / f"model_{precision}.tflite")
+    print(f"copy_assets: {src} -> model_{precision}.tflite ({src.stat().st_size} bytes)")
+PYEOF
+
+cp "$BUNDLE/spec.json" "$BUNDLE/labels.txt" "$STAGE/"
+rm -rf "$DEST"
+mkdir -p "$(dirname "$DEST")"
+mv "$STAGE" "$DEST"
+trap - EXIT
+chmod 755 "$DEST"
+echo "copy_assets: assets ready in $DEST"

@@ -1,0 +1,81 @@
+"""`moleport bench` / `make bench`: measured speed and size numbers, printed as tables.
+
+Each stage owns its measurements (``moleport.<stage>.bench``); this module runs the ones
+asked for and prints them. Numbers are measured on the device found (CPU here; CUDA when
+available) and are never asserted on in tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from moleport.paths import artifacts_dir
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no rows)"
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: f"{v:,.2f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    return {"python": platform.python_version(), "torch": torch.__version__, "device": dev,
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    results: dict[str, Any] = {"machine": _machine()}
+    print("machine:", json.dumps(results["machine"]))
+    if "data" in args.only:
+        from moleport.data.bench import bench_decode, bench_synth
+
+        results["data"] = [bench_synth(n=args.synth_n), bench_decode()]
+        print("\n## data\n" + _table(results["data"]))
+    if "train" in args.only:
+        from moleport.train.bench import bench_train
+
+        results["train"] = bench_train(args.archs, batch_sizes=tuple(args.batch_sizes), steps=args.steps)
+        print("\n## training throughput\n" + _table(results["train"]))
+    if "export" in args.only:
+        ckpt = args.ckpt or _latest_checkpoint()
+        if ckpt is None:
+            print("\n## export\n(skipped: no checkpoint; run `make export` first or pass --ckpt)")
+        else:
+            from moleport.export.bench import bench_export
+
+            results["export"] = bench_export(ckpt, args.manifest)
+            print("\n## export time and size per format\n" + _table(results["export"]))
+    out = artifacts_dir() / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nwritten: {out}")
+    return 0
+
+
+def _latest_checkpoint() -> Path | None:
+    cands = sorted((artifacts_dir() / "train").glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
+    return cands[-1] if cands else None
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="print measured speed/size numbers (make bench)")
+    p.add_argument("--only", nargs="+", default=["data", "train", "export"], choices=["data", "train", "export"])
+    p.add_argument("--archs", nargs="+", default=["mobilenet", "mobilenet_v2", "resnet50", "vgg16", "alexnet"])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 256])
+    p.add_argument("--steps", type=int, default=3, help="timed training steps per (arch, batch)")
+    p.add_argument("--synth-n", type=int, default=200)
+    p.add_argument("--ckpt", type=Path)
+    p.add_argument("--manifest", type=Path)
+    p.set_defaults(func=run_bench)
