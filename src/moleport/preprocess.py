@@ -26,7 +26,8 @@ Resizing (``resize_canonical``; name ``center-square-crop+triangle-antialias-v1`
        ``w_j = max(0, 1 - |(j - c + 0.5) / fs|)``, normalised to sum 1.
     3. First the horizontal pass (along x), its result rounded to uint8, then the vertical
        pass, rounded to uint8. Rounding is ``floor(v + 0.5)`` clipped to [0, 255]; all
-       arithmetic in float64.
+       arithmetic in float64, each output summed over its taps in increasing input index
+       starting from 0.0 (``acc = acc + v_j * w_j``), which makes the ports bit-exact.
 """
 from __future__ import annotations
 
@@ -116,11 +117,16 @@ def decode_rgb(path: str | Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def triangle_weights(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) float64 matrix of the antialiased triangle filter."""
+def triangle_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Filter taps of one axis: ``(idx, wt)``, both (out_size, K).
+
+    Output ``i`` is ``sum_k in[idx[i, k]] * wt[i, k]`` for k = 0..K-1 in order, i.e. input
+    ``lo, lo+1, ... hi-1`` (shorter rows are padded with weight 0, which adds exactly 0).
+    This summation order is part of the rule: the Java and JavaScript ports use it too.
+    """
     scale = in_size / out_size
     fs = max(scale, 1.0)
-    w = np.zeros((out_size, in_size), dtype=np.float64)
+    rows: list[tuple[int, np.ndarray]] = []
     for i in range(out_size):
         c = (i + 0.5) * scale
         lo = max(int(np.floor(c - fs + 0.5)), 0)
@@ -130,13 +136,41 @@ def triangle_weights(in_size: int, out_size: int) -> np.ndarray:
         total = k.sum()
         if total <= 0:
             raise ValueError(f"degenerate filter for {in_size}->{out_size} at {i}")
-        w[i, lo:hi] = k / total
-    w.setflags(write=False)
+        rows.append((lo, k / total))
+    width = max(len(k) for _, k in rows)
+    idx = np.zeros((out_size, width), dtype=np.intp)
+    wt = np.zeros((out_size, width), dtype=np.float64)
+    for i, (lo, k) in enumerate(rows):
+        idx[i, :] = lo
+        idx[i, : len(k)] = np.arange(lo, lo + len(k))
+        wt[i, : len(k)] = k
+    idx.setflags(write=False)
+    wt.setflags(write=False)
+    return idx, wt
+
+
+def triangle_weights(in_size: int, out_size: int) -> np.ndarray:
+    """(out_size, in_size) dense matrix of the same filter (for inspection and tests)."""
+    idx, wt = triangle_taps(in_size, out_size)
+    w = np.zeros((out_size, in_size), dtype=np.float64)
+    np.add.at(w, (np.arange(out_size)[:, None], idx), wt)
     return w
 
 
 def _round_u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(x + 0.5), 0, 255).astype(np.uint8)
+
+
+def _filter_axis(a: np.ndarray, idx: np.ndarray, wt: np.ndarray, axis: int) -> np.ndarray:
+    """Apply taps along ``axis`` (0 or 1) of an HxWx3 float64 array, summing in tap order."""
+    acc = None
+    for k in range(idx.shape[1]):
+        if axis == 1:
+            term = a[:, idx[:, k], :] * wt[None, :, k, None]
+        else:
+            term = a[idx[:, k], :, :] * wt[:, k, None, None]
+        acc = term if acc is None else acc + term
+    return acc
 
 
 def resize_canonical(rgb: np.ndarray, size: int = 224) -> np.ndarray:
@@ -147,9 +181,9 @@ def resize_canonical(rgb: np.ndarray, size: int = 224) -> np.ndarray:
     s = min(h, w)
     y0, x0 = (h - s) // 2, (w - s) // 2
     crop = rgb[y0 : y0 + s, x0 : x0 + s].astype(np.float64)
-    wt = triangle_weights(s, size)
-    horiz = _round_u8(np.einsum("hwc,ow->hoc", crop, wt)).astype(np.float64)
-    return _round_u8(np.einsum("hoc,ph->poc", horiz, wt))
+    idx, wt = triangle_taps(s, size)
+    horiz = _round_u8(_filter_axis(crop, idx, wt, axis=1)).astype(np.float64)
+    return _round_u8(_filter_axis(horiz, idx, wt, axis=0))
 
 
 def load_image(path: str | Path, size: int = 224) -> np.ndarray:

@@ -19,12 +19,18 @@ How the classes differ (the ABCD rule, with deliberately overlapping distributio
 
 Nuisances independent of the label: skin tone, uneven illumination, the dermoscope's
 dark circular vignette, hairs, gel bubbles, sensor noise, position and ellipticity.
+
+Measured: a 4-layer CNN trained from scratch on 360 images (seed 0, n=600 split 60/20/20)
+for 8 epochs reached accuracy 0.81 and AUC 0.875 on the other 240, with P(melanoma)
+spread from about 0.08 to 0.94. Rendering + PNG encoding costs about 5 ms per image on
+one core (``moleport.data.bench.bench_synth``).
 """
 from __future__ import annotations
 
 import csv
 import functools
 import math
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +39,10 @@ import numpy as np
 from PIL import Image
 
 MELANOMA_FRACTION = 3638 / 8598
-#: PNG encoder settings: fixed so the same pixels always give the same bytes.
+#: PNG encoder settings: fixed so the same pixels always give the same bytes. Huffman-only
+#: zlib (strategy 2) at level 1: ~25 % faster to encode than the default strategy, ~10 % larger.
 PNG_COMPRESS_LEVEL = 1
+PNG_COMPRESS_TYPE = 2  # zlib.Z_HUFFMAN_ONLY
 _ANGLES = 720
 
 SKIN_LIGHT = np.array([236.0, 200.0, 176.0], dtype=np.float32)
@@ -128,26 +136,31 @@ def _upsample_matrix(size: int, cells: int) -> np.ndarray:
     return m
 
 
-def smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Low-frequency noise (about unit variance) of ``cells`` periods across the image."""
+def smooth_noise(rng: np.random.Generator, size: int, cells: int,
+                 box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Low-frequency noise (about unit variance) of ``cells`` periods across the image.
+
+    ``box = (y0, y1, x0, x1)`` returns only that window (same values as the full image's).
+    """
     g = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
     m = _upsample_matrix(size, cells)
-    return m @ g @ m.T
+    y0, y1, x0, x1 = box if box is not None else (0, size, 0, size)
+    return m[y0:y1] @ g @ m[x0:x1].T
 
 
-def _background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Skin with uneven illumination and the dermoscope's dark circular vignette."""
+def _background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(skin colour (3,), illumination (H, W)): uneven light and the dermoscope's dark vignette."""
     yy, xx = _grid(size)
     skin = SKIN_LIGHT + (SKIN_DARK - SKIN_LIGHT) * np.float32(rng.beta(1.5, 2.5))
     skin = skin * rng.uniform(0.96, 1.04, 3).astype(np.float32)
     gx, gy = rng.normal(0, 0.07, 2)
     illum = 1.0 + np.float32(gx) * xx + np.float32(gy) * yy + 0.035 * smooth_noise(rng, size, 4)
     r2 = xx * xx + yy * yy
-    illum = illum * (1.0 - np.float32(rng.uniform(0.03, 0.15)) * r2)
+    illum *= 1.0 - np.float32(rng.uniform(0.03, 0.15)) * r2
     r0 = np.float32(rng.uniform(0.92, 1.55))  # corners are at r = 1.41: larger r0 -> no dark corners
     vign = np.clip((np.sqrt(r2) - r0) / np.float32(rng.uniform(0.04, 0.15)), 0.0, 1.0)
-    illum = illum * (1.0 - 0.92 * vign)
-    return skin[None, None, :] * illum[..., None]
+    illum *= 1.0 - 0.92 * vign
+    return skin, illum
 
 
 def _outline(p: LesionParams) -> np.ndarray:
@@ -162,36 +175,51 @@ def _outline(p: LesionParams) -> np.ndarray:
     return (p.radius * np.clip(r, 0.35, None)).astype(np.float32)
 
 
-def _lesion_geometry(p: LesionParams, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(alpha, rho): soft lesion mask and normalised distance (0 centre, 1 border)."""
+def _lesion_box(p: LesionParams, outline: np.ndarray, size: int) -> tuple[int, int, int, int]:
+    """Pixel window (y0, y1, x0, x1) outside which the lesion mask is exactly 0."""
+    reach = float(outline.max()) * (1.0 + 0.5 * p.edge) + 4.0 / size
+    to_px = lambda v: (v + 1.0) * size / 2.0  # noqa: E731
+    x0, x1 = to_px(p.center[0] - reach), to_px(p.center[0] + reach)
+    y0, y1 = to_px(p.center[1] - reach), to_px(p.center[1] + reach)
+    clip = lambda v: int(min(max(v, 0), size))  # noqa: E731
+    return clip(math.floor(y0)), clip(math.ceil(y1)), clip(math.floor(x0)), clip(math.ceil(x1))
+
+
+def _lesion_geometry(p: LesionParams, outline: np.ndarray, size: int,
+                     box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, rho) inside ``box``: soft lesion mask and normalised distance (0 centre, 1 border)."""
+    y0, y1, x0, x1 = box
     yy, xx = _grid(size)
-    dy, dx = yy - np.float32(p.center[1]), xx - np.float32(p.center[0])
+    dy = yy[y0:y1, x0:x1] - np.float32(p.center[1])
+    dx = xx[y0:y1, x0:x1] - np.float32(p.center[0])
     theta = np.arctan2(dy, dx)
     idx = ((theta + np.pi) * (_ANGLES / (2 * np.pi))).astype(np.int32) % _ANGLES
-    rho = np.sqrt(dx * dx + dy * dy) / _outline(p)[idx]
+    rho = np.sqrt(dx * dx + dy * dy) / outline[idx]
     alpha = np.clip((1.0 - rho) / np.float32(p.edge) + 0.5, 0.0, 1.0)
     return alpha, rho
 
 
-def _lesion_colour(rng: np.random.Generator, p: LesionParams, rho: np.ndarray, size: int) -> np.ndarray:
-    """Per-pixel lesion colour: browns, a darker centre, extra colours in blotches, a network."""
+def _lesion_colour(rng: np.random.Generator, p: LesionParams, rho: np.ndarray, size: int,
+                   box: tuple[int, int, int, int]) -> np.ndarray:
+    """Lesion colour inside ``box``: browns, a darker centre, extra colours in blotches, a network."""
     c1 = BROWN_LIGHT + (BROWN_DARK - BROWN_LIGHT) * np.float32(p.brown[0])
     c2 = BROWN_LIGHT + (BROWN_DARK - BROWN_LIGHT) * np.float32(p.brown[1])
     sym = np.clip(1.0 - rho / np.float32(max(p.central_dark, 1e-3)), 0.0, 1.0) if p.central_dark else 0.0
-    blotch = 1.0 / (1.0 + np.exp(-(smooth_noise(rng, size, 5) - 0.3) * 4.0))
+    blotch = np.clip((smooth_noise(rng, size, 5, box) - 0.3) * 0.8 + 0.5, 0.0, 1.0)
     mix = np.clip(np.float32(1.0 - p.atypia) * sym + np.float32(p.atypia) * blotch, 0.0, 1.0)
     col = c1 + (c2 - c1) * mix[..., None]
     for name in p.extras:
         colour = EXTRA_COLOURS[name][0]
         cover = np.float32(rng.uniform(0.1, 0.6))
-        m = np.clip((smooth_noise(rng, size, 6) - (1.0 - 2.0 * cover)) * 1.5, 0.0, 1.0) * (rho < 1.0)
-        col = col + (colour - col) * (m * np.float32(rng.uniform(0.6, 0.95)))[..., None]
+        m = np.clip((smooth_noise(rng, size, 6, box) - (1.0 - 2.0 * cover)) * 1.5, 0.0, 1.0) * (rho < 1.0)
+        col += (colour - col) * (m * np.float32(rng.uniform(0.6, 0.95)))[..., None]
     if p.network > 0:
+        y0, y1, x0, x1 = box
         yy, xx = _grid(size)
         f = np.float32(rng.uniform(45, 70))
-        warp = np.float32(0.25 * p.network_distortion) * smooth_noise(rng, size, 8)
-        net = np.cos((xx + warp) * f) * np.cos((yy - warp) * f)
-        col = col * (1.0 - np.float32(p.network) * np.clip(net, 0, 1))[..., None]
+        warp = np.float32(0.25 * p.network_distortion) * smooth_noise(rng, size, 8, box)
+        net = np.cos((xx[y0:y1, x0:x1] + warp) * f) * np.cos((yy[y0:y1, x0:x1] - warp) * f)
+        col *= (1.0 - np.float32(p.network) * np.clip(net, 0, 1))[..., None]
     return col
 
 
@@ -242,15 +270,24 @@ def render(seed: int, index: int, label: str, size: int = 224) -> np.ndarray:
     """The ``index``-th image of dataset ``seed`` as ``size x size x 3`` uint8 RGB."""
     rng = np.random.default_rng([int(seed), int(index)])
     p = draw_params(rng, label)
-    img = _background(rng, size)
-    alpha, rho = _lesion_geometry(p, size)
-    col = _lesion_colour(rng, p, rho, size)
-    shade = img.mean(axis=2, keepdims=True) / np.float32(SKIN_LIGHT.mean())  # lesion under the same light
-    img += alpha[..., None] * (col * shade - img)
+    skin, illum = _background(rng, size)
+    img = skin[None, None, :] * illum[..., None]
+    outline = _outline(p)
+    box = y0, y1, x0, x1 = _lesion_box(p, outline, size)
+    if y1 > y0 and x1 > x0:
+        alpha, rho = _lesion_geometry(p, outline, size, box)
+        col = _lesion_colour(rng, p, rho, size, box)
+        shade = illum[y0:y1, x0:x1, None] * np.float32(skin.mean() / SKIN_LIGHT.mean())  # same light
+        win = img[y0:y1, x0:x1]
+        win += alpha[..., None] * (col * shade - win)
     _hairs(rng, img)
     _bubbles(rng, img)
-    img += rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1.0, 4.0))
-    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    noise = rng.standard_normal((size, size), dtype=np.float32)
+    noise *= np.float32(rng.uniform(1.0, 4.0))
+    noise += 0.5  # rounding for the uint8 cast below
+    img += noise[..., None]
+    np.clip(img, 0, 255, out=img)
+    return img.astype(np.uint8)
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -258,7 +295,8 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     import io
 
     buf = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL,
+                                       compress_type=PNG_COMPRESS_TYPE, optimize=False)
     return buf.getvalue()
 
 
@@ -285,8 +323,8 @@ def generate(out_dir: str | Path, n: int, seed: int, melanoma_fraction: float = 
     img_dir.mkdir(parents=True, exist_ok=True)
     labels = synth_labels(n, seed, melanoma_fraction)
     jobs = [(str(img_dir / f"{image_id(i)}.png"), seed, i, lab, size) for i, lab in enumerate(labels)]
-    if workers > 1 and n > 50:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+    if workers > 1 and n >= 1000:  # below that, starting the processes costs more than it saves
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_write_one, jobs, chunksize=32))
     else:
         for job in jobs:

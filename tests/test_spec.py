@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from moleport.spec import LABELS, ModelSpec, SpecError
+
+
+def test_json_round_trip(tmp_path):
+    spec = ModelSpec(architecture="mobilenet", threshold=0.3, export_input={"layout": "NHWC", "range": [0, 255]})
+    back = ModelSpec.from_json(spec.to_json())
+    assert back == spec and back.export_input == spec.export_input and back.labels == LABELS
+    assert isinstance(back.mean, tuple)
+    path = spec.save(tmp_path / "spec.json")
+    assert ModelSpec.load(path).to_dict() == spec.to_dict()
+    assert json.loads(path.read_text())["architecture"] == "mobilenet"
+
+
+def test_unknown_field_and_missing_architecture():
+    d = ModelSpec(architecture="vgg16").to_dict()
+    with pytest.raises(SpecError, match=r"unknown ModelSpec field\(s\) \['colour'\]"):
+        ModelSpec.from_dict({**d, "colour": "RGB"}, "x.json")
+    d.pop("architecture")
+    with pytest.raises(SpecError, match="missing 'architecture'"):
+        ModelSpec.from_dict(d)
+
+
+@pytest.mark.parametrize("kw,msg", [({"threshold": 1.5}, "threshold"), ({"threshold": -0.1}, "threshold"),
+                                    ({"std": (0.2, 0.0, 0.2)}, "std"), ({"positive_class": "nv"}, "positive_class"),
+                                    ({"input_size": 16}, "input_size"), ({"color_order": "RGBA"}, "color_order")])
+def test_invalid_values(kw, msg):
+    with pytest.raises(SpecError, match=msg):
+        ModelSpec(architecture="mobilenet", **kw)
+
+
+def test_bad_json_and_missing_file(tmp_path):
+    with pytest.raises(SpecError, match="not valid JSON"):
+        ModelSpec.from_json("{nope", "s.json")
+    with pytest.raises(SpecError, match="must be an object"):
+        ModelSpec.from_json("[1, 2]")
+    with pytest.raises(SpecError, match="spec file not found"):
+        ModelSpec.load(tmp_path / "none.json")
+    with pytest.raises(SpecError, match="threshold"):
+        ModelSpec.from_json(json.dumps({"architecture": "m", "threshold": 2}))
