@@ -5,6 +5,7 @@ the identical canonical pixels (:func:`moleport.preprocess.load_image`).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -13,9 +14,20 @@ from pathlib import Path
 import numpy as np
 
 from moleport.data.manifest import Manifest
+from moleport.paths import artifacts_dir
 from moleport.preprocess import load_image
+from moleport.spec import RESIZE_RULE
 
-DEFAULT_CACHE = Path(os.environ.get("MOLEPORT_CACHE", "artifacts/cache"))
+#: Sentinel: ``$MOLEPORT_CACHE`` or ``<artifacts>/cache`` (resolved at call time).
+DEFAULT_CACHE = "auto"
+
+
+def _resolve_cache(cache_dir: str | Path | None) -> Path | None:
+    if cache_dir is None:
+        return None
+    if cache_dir == DEFAULT_CACHE:
+        return Path(os.environ.get("MOLEPORT_CACHE", artifacts_dir() / "cache"))
+    return Path(cache_dir)
 
 
 @dataclass(frozen=True)
@@ -41,9 +53,10 @@ def load_split(manifest: Manifest, split: str, size: int = 224, cache_dir: str |
         items = items[:limit]
     y = np.array([it.y for it in items], dtype=np.int64)
     files = tuple(it.file for it in items)
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"{manifest.sha256[:16]}-{split}-{size}-{len(items)}.npy"
+    cache = _resolve_cache(cache_dir)
+    if cache is not None:
+        rule = hashlib.sha256(RESIZE_RULE.encode()).hexdigest()[:6]
+        cache = cache / f"{manifest.sha256[:16]}-{rule}-{split}-{size}-{len(items)}.npy"
         if cache.is_file():
             x = np.load(cache, mmap_mode="r")
             if x.shape == (len(items), size, size, 3):
