@@ -69,6 +69,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, *, mani
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(data, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -81,11 +82,16 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: checkpoint file not found")
+    if not zipfile.is_zipfile(p):
+        raise CheckpointError(f"{p}: corrupt or truncated checkpoint (not a torch.save zip archive)")
     try:
         data = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{p}: holds objects that safe (weights_only) loading refuses; "
+                              "moleport checkpoints contain only tensors and plain Python values") from exc
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise CheckpointError(f"{p}: corrupt or truncated checkpoint ({type(exc).__name__}: {first})") from exc
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(f"{p}: not a moleport checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")

@@ -1,0 +1,1 @@
+"""Training protocol of the paper (Table 2) and the quick profile."""

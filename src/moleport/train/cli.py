@@ -1,0 +1,85 @@
+"""``moleport train``: one named run (``--run``) or the paper's Table 2 (``--grid paper``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from moleport.paths import artifacts_dir
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train a run of Table 2 or the quick profile",
+                              description="Train one run (--run NAME) or the whole of Table 2 (--grid paper).")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="run name from src/moleport/train/runs.json (e.g. quick, mobilenet-bs16)")
+    which.add_argument("--grid", choices=["paper"], help="all seven runs of the paper's Table 2")
+    which.add_argument("--list", action="store_true", help="list the runs and exit")
+    p.add_argument("--data", help="split manifest .json, or a source folder (a manifest is built from it)")
+    p.add_argument("--out", type=Path, default=None, help="parent folder of run folders (default artifacts/train)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--epochs", type=int, help="override the run's epochs")
+    p.add_argument("--limit", type=int, help="first N images of each split (smoke runs)")
+    p.add_argument("--weights", help="none | imagenet | PATH to a state_dict (overrides the run's)")
+    p.add_argument("--seed", type=int, help="override the run's seed")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
+    p.add_argument("--augment", action="store_true", help="random flips and 90-degree rotations")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    p.set_defaults(func=main)
+    return p
+
+
+def resolve_manifest(data: str, out: Path):
+    """A Manifest from a .json manifest, or built (and saved under ``out``) from a source folder."""
+    from moleport.data.manifest import load_manifest
+
+    path = Path(data)
+    if path.suffix == ".json" or path.is_file():
+        return load_manifest(path)
+    from moleport.data.sources import open_source
+    from moleport.data.split import make_manifest
+
+    manifest = make_manifest(open_source(path))
+    saved = manifest.save(out / f"manifest-{path.resolve().name}.json")
+    print(f"built split manifest {saved}: {manifest.counts()}", flush=True)
+    return manifest
+
+
+def _overrides(args: argparse.Namespace, cfg, out: Path):
+    changes = {"out_dir": out / cfg.name, "device": args.device, "resume": args.resume,
+               "augment": args.augment or cfg.augment, "compile": args.compile}
+    for key in ("epochs", "limit", "weights", "seed"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    return cfg.replace(**changes)
+
+
+def main(args: argparse.Namespace) -> int:
+    from moleport.train.config import ConfigError, get_run, load_runs, paper_runs
+
+    if args.list:
+        for name, cfg in load_runs().items():
+            tag = f"paper acc {cfg.paper_accuracy}" if cfg.paper else "NOT a paper run"
+            print(f"{name:16s} {cfg.arch:10s} epochs {cfg.epochs:3d} batch {cfg.batch_size:3d} lr {cfg.lr:g} "
+                  f"weights {cfg.weights or 'none'} ({tag})")
+        return 0
+    if not args.data:
+        print("moleport train: --data MANIFEST_OR_SOURCE is required", file=sys.stderr)
+        return 2
+    out = args.out or artifacts_dir() / "train"
+    try:
+        manifest = resolve_manifest(args.data, out)
+        if args.grid:
+            from moleport.train.grid import run_grid
+
+            result = run_grid([_overrides(args, c, out) for c in paper_runs()], manifest, out)
+            print((out / "paper_grid.md").read_text())
+            return 0 if result["winner"] else 1
+        from moleport.train.loop import train_run
+
+        run_dir = train_run(_overrides(args, get_run(args.run), out), manifest)
+        print(run_dir / "checkpoint.pt")
+        return 0
+    except (ConfigError, ValueError, RuntimeError) as exc:
+        print(f"moleport train: {exc}", file=sys.stderr)
+        return 1

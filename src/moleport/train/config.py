@@ -1,0 +1,99 @@
+"""Run configurations: Table 2 of the paper (``runs.json``) and the non-paper ``quick`` profile."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moleport.models import ARCHITECTURES
+from moleport.paths import artifacts_dir
+
+RUNS_FILE = Path(__file__).with_name("runs.json")
+SCHEDULES = ("constant", "cosine", "onecycle")
+
+
+class ConfigError(ValueError):
+    """A run name or run configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs. ``out_dir`` is the run's own folder."""
+
+    name: str
+    arch: str
+    epochs: int
+    batch_size: int
+    lr: float
+    weights: str | None = None  # None/"none", "imagenet" or a state_dict path
+    schedule: str = "constant"  # constant (the paper), cosine or onecycle (per step)
+    augment: bool = False
+    early_stop_train_acc: float | None = 0.95  # the paper's rule; None disables it
+    seed: int = 0
+    input_size: int = 224
+    out_dir: Path | None = None  # default artifacts/train/<name>
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    limit: int | None = None  # first N images of every split (smoke runs)
+    compile: bool = False  # torch.compile on CUDA
+    resume: bool = False
+    target_sensitivity: float = 0.95  # melanoma sensitivity the threshold is chosen for on VAL
+    paper: bool = False
+    paper_accuracy: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"run {self.name!r}: unknown arch {self.arch!r}; choose one of {sorted(ARCHITECTURES)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ConfigError(f"run {self.name!r}: epochs, batch_size and lr must be positive")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"run {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.early_stop_train_acc is not None and not 0 < self.early_stop_train_acc <= 1:
+            raise ConfigError(f"run {self.name!r}: early_stop_train_acc must be in (0, 1] or null")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"run {self.name!r}: limit must be >= 1")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir is not None else artifacts_dir() / "train" / self.name
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out_dir"] = str(self.run_dir)
+        return d
+
+
+def _from_entry(entry: dict[str, Any]) -> RunConfig:
+    known = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise ConfigError(f"{RUNS_FILE}: run {entry.get('name')!r} has unknown field(s) {unknown}")
+    return RunConfig(**entry)
+
+
+def load_runs(path: str | Path = RUNS_FILE) -> dict[str, RunConfig]:
+    """All runs and profiles by name, Table 2 first (in the paper's order)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, RunConfig] = {}
+    for entry in [*data.get("runs", []), *data.get("profiles", [])]:
+        cfg = _from_entry(entry)
+        if cfg.name in out:
+            raise ConfigError(f"{path}: run name {cfg.name!r} appears twice")
+        out[cfg.name] = cfg
+    return out
+
+
+def paper_runs() -> list[RunConfig]:
+    return [r for r in load_runs().values() if r.paper]
+
+
+def get_run(name: str) -> RunConfig:
+    runs = load_runs()
+    if name not in runs:
+        raise ConfigError(f"unknown run {name!r}; choose one of {list(runs)}")
+    return runs[name]

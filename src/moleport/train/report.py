@@ -1,0 +1,96 @@
+"""End of a run: evaluate the best weights on val and test, choose the threshold on VAL, write
+``checkpoint.pt``, ``metrics.json``, ``confusion.png``, ``roc.png`` and ``curves.png``."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from moleport import metrics as M
+from moleport.models.checkpoint import save_checkpoint
+from moleport.spec import ModelSpec
+from moleport.train.plots import plot_confusion, plot_curves, plot_roc
+
+LABEL_NAMES = {"1": "melanoma", "0": "nevus"}
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Atomic JSON write (NaN written as null)."""
+    text = json.dumps(_nan_to_none(data), indent=2, sort_keys=False)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def prob_summary(p: np.ndarray) -> dict[str, float]:
+    q = np.quantile(p, [0.05, 0.25, 0.5, 0.75, 0.95])
+    return {"min": float(p.min()), "p05": float(q[0]), "p25": float(q[1]), "median": float(q[2]),
+            "p75": float(q[3]), "p95": float(q[4]), "max": float(p.max()),
+            "deciles_filled": int(len(np.unique(np.minimum((p * 10).astype(int), 9))))}
+
+
+def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, target: float) -> dict[str, Any]:
+    """Threshold on VAL for the target melanoma sensitivity (0.5 with a note when val has no melanoma)."""
+    try:
+        return {**M.threshold_for_sensitivity(y_val, p_val, target), "chosen_on": "val"}
+    except ValueError as exc:
+        return {"threshold": 0.5, "target_sensitivity": target, "chosen_on": "default", "note": str(exc)}
+
+
+def split_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    return {"n": int(len(y)), "n_melanoma": int(y.sum()), "n_nevus": int(len(y) - y.sum()),
+            "auc": M.roc(y, p)["auc"], "at_0.5": M.evaluate(y, p, 0.5),
+            "at_threshold": M.evaluate(y, p, threshold), "probability": prob_summary(p)}
+
+
+def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device: torch.device, state,
+               manifest_sha: str, timing: dict[str, float]) -> Path:
+    """Evaluate best weights, store the VAL threshold in the spec, write checkpoint/metrics/figures."""
+    from moleport.train.data import predict_logits
+
+    run_dir = cfg.run_dir
+    probs = {s: torch.sigmoid(predict_logits(model, data[s], spec, device)).double().numpy() for s in ("val", "test")}
+    ys = {s: data[s].labels for s in ("val", "test")}
+    thr = choose_threshold(ys["val"], probs["val"], cfg.target_sensitivity)
+    spec = spec.replace(threshold=float(thr["threshold"]))
+    result = {
+        "run": cfg.name, "architecture": cfg.arch, "paper_run": cfg.paper, "paper_accuracy": cfg.paper_accuracy,
+        "manifest_sha256": manifest_sha, "labels": LABEL_NAMES,
+        "conventions": {"clinical": "melanoma is the positive class", "paper": "nevus is the positive class"},
+        "best_epoch": state.best_epoch, "best_by": "validation accuracy", "epochs_run": state.epoch,
+        "stopped_early": state.stopped_early, **timing, "threshold": thr,
+        "val": split_metrics(ys["val"], probs["val"], spec.threshold),
+        "test": split_metrics(ys["test"], probs["test"], spec.threshold),
+        "config": cfg.to_dict(),
+    }
+    save_checkpoint(run_dir / "checkpoint.pt", model, spec, manifest_sha256=manifest_sha,
+                    metrics=_nan_to_none({k: result[k] for k in ("val", "test", "threshold")}), history=state.history,
+                    epoch=state.best_epoch, run=cfg.to_dict(),
+                    extra={"epochs_run": state.epoch, "stopped_early": state.stopped_early, **timing})
+    write_json(run_dir / "metrics.json", result)
+    plot_confusion(run_dir / "confusion.png", result, cfg.name)
+    plot_roc(run_dir / "roc.png", ys, probs, spec.threshold, cfg.name)
+    plot_curves(run_dir / "curves.png", state.history, state.best_epoch, cfg.name)
+    print(f"[{cfg.name}] best epoch {state.best_epoch}: val acc {result['val']['at_0.5']['clinical']['accuracy']:.4f}"
+          f" | test acc {result['test']['at_0.5']['clinical']['accuracy']:.4f} AUC {result['test']['auc']:.4f}"
+          f" | threshold {spec.threshold:.4f} (val sensitivity {thr.get('sensitivity', float('nan')):.3f})"
+          f" -> {run_dir}", flush=True)
+    return run_dir

@@ -1,0 +1,73 @@
+"""Training loop: a tiny run end to end, resume, config."""
+import json
+
+import pytest
+import torch
+
+from moleport.models.checkpoint import load_checkpoint
+from moleport.train.config import ConfigError, RunConfig, get_run, load_runs
+from moleport.train.loop import lr_at, train_run
+
+
+def _cfg(tmp_path, **kw) -> RunConfig:
+    base = dict(name="tiny", arch="mobilenet", epochs=2, batch_size=5, lr=1e-3, input_size=64,
+                early_stop_train_acc=None, out_dir=tmp_path / "run", device="cpu")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def test_tiny_run_writes_everything(tmp_path, tiny_manifest):
+    run_dir = train_run(_cfg(tmp_path, augment=True), tiny_manifest)
+    for name in ("checkpoint.pt", "metrics.json", "confusion.png", "roc.png", "curves.png", "last.pt", "best.pt"):
+        assert (run_dir / name).is_file(), name
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["labels"] == {"1": "melanoma", "0": "nevus"} and m["best_by"] == "validation accuracy"
+    for split in ("val", "test"):
+        assert m[split]["n"] == 6
+        assert set(m[split]["at_threshold"]) >= {"clinical", "paper", "confusion_matrix", "auc"}
+    loaded = load_checkpoint(run_dir / "checkpoint.pt", expected_arch="mobilenet")
+    assert loaded.spec.threshold == pytest.approx(m["threshold"]["threshold"])
+    assert m["threshold"]["chosen_on"] == "val" and m["threshold"]["sensitivity"] >= 0.95
+    assert loaded.spec.input_size == 64 and loaded.meta["manifest_sha256"] == tiny_manifest.sha256
+    best_val = max(h["val_acc"] for h in loaded.meta["history"])
+    assert m["val"]["at_0.5"]["clinical"]["accuracy"] == pytest.approx(best_val)
+
+
+def test_resume_continues_from_last_epoch(tmp_path, tiny_manifest, capsys):
+    straight = train_run(_cfg(tmp_path, out_dir=tmp_path / "a"), tiny_manifest)
+    train_run(_cfg(tmp_path, out_dir=tmp_path / "b", epochs=1), tiny_manifest)  # "interrupted" after epoch 1
+    capsys.readouterr()
+    resumed = train_run(_cfg(tmp_path, out_dir=tmp_path / "b", resume=True), tiny_manifest)
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    a = load_checkpoint(straight / "last.pt")
+    b = load_checkpoint(resumed / "last.pt")
+    assert [h["epoch"] for h in b.meta["history"]] == [1, 2]
+    assert b.meta["history"][0] == a.meta["history"][0] | {"seconds": b.meta["history"][0]["seconds"]}
+    for k, v in a.model.state_dict().items():
+        torch.testing.assert_close(b.model.state_dict()[k], v, msg=k)
+
+
+def test_early_stop_rule(tmp_path, tiny_manifest):
+    run_dir = train_run(_cfg(tmp_path, epochs=5, early_stop_train_acc=1e-6), tiny_manifest)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["stopped_early"] and m["epochs_run"] == 1
+
+
+def test_table2_as_data():
+    runs = load_runs()
+    paper = {n: r for n, r in runs.items() if r.paper}
+    assert len(paper) == 7
+    assert (paper["mobilenet-bs8"].batch_size, paper["mobilenet-bs8"].lr, paper["mobilenet-bs8"].weights) == (8, 2e-6, "imagenet")
+    assert paper["resnet50-e60"].epochs == 60 and paper["alexnet-bs16"].paper_accuracy == 0.6767
+    assert all(r.early_stop_train_acc == 0.95 and not r.augment for r in paper.values())
+    quick = get_run("quick")
+    assert not quick.paper and quick.arch == "mobilenet" and quick.weights in (None, "none")
+    with pytest.raises(ConfigError, match="quick"):
+        get_run("nope")
+
+
+def test_lr_schedules():
+    c = RunConfig(name="x", arch="mobilenet", epochs=1, batch_size=1, lr=1e-3, schedule="onecycle")
+    lrs = [lr_at(c, s, 100) for s in range(100)]
+    assert max(lrs) == pytest.approx(1e-3, rel=1e-2) and lrs[0] < 1e-4 and lrs[-1] < 1e-6
+    assert lr_at(c.replace(schedule="constant"), 50, 100) == 1e-3
