@@ -1,0 +1,66 @@
+"""``moleport parity BUNDLE``: judge every artifact of an export bundle; non-zero exit on any violation."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from moleport.data.manifest import ManifestError
+from moleport.parity.bundle import BundleError
+from moleport.parity.gates import Gates, GatesError
+
+
+def _gate_pair(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--gate needs KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"--gate {key}: value {value!r} is not a number or true/false") from None
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("parity", help="prove exported models reproduce the PyTorch reference",
+                              description=__doc__)
+    p.add_argument("bundle", help="export bundle folder (artifacts/export/<name>)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split-manifest", default=None, help="split manifest (default: manifest.json's split_manifest)")
+    p.add_argument("--ckpt", default=None, help="reference checkpoint (default: manifest.json's checkpoint)")
+    p.add_argument("--limit", type=int, default=None, help="judge only the first N images of the split")
+    p.add_argument("--runtimes", nargs="+", default=None,
+                   help="runtimes to run (default: every available one), e.g. onnxruntime litert mediapipe")
+    p.add_argument("--gates-json", default=None, help="JSON object overriding fields of the default Gates")
+    p.add_argument("--gate", action="append", type=_gate_pair, default=[], metavar="KEY=VALUE",
+                   help="override one gate (repeatable), e.g. --gate fp32_max_abs_dp=1e-5")
+    p.add_argument("--threads", type=int, default=1, help="threads per runtime (latency is single-thread at 1)")
+    p.add_argument("--latency-runs", type=int, default=10, help="timed single-image runs per row (0: no latency)")
+    p.set_defaults(func=run)
+    return p
+
+
+def gates_from_args(args) -> Gates:
+    gates = Gates.load(args.gates_json) if args.gates_json else Gates()
+    return Gates.from_mapping(dict(args.gate), base=gates)
+
+
+def run(args) -> int:
+    from moleport.parity.harness import ParityError, run_parity
+
+    try:
+        gates = gates_from_args(args)
+        payload = run_parity(args.bundle, split_manifest=args.split_manifest, split=args.split, limit=args.limit,
+                             gates=gates, runtimes=args.runtimes, threads=args.threads,
+                             latency_runs=args.latency_runs, checkpoint=args.ckpt)
+    except (BundleError, ManifestError, ParityError, GatesError) as exc:
+        print(f"moleport parity: {exc}", file=sys.stderr)
+        return 2
+    print((Path(payload["bundle"]) / "parity.md").read_text(encoding="utf-8"))
+    if payload["passed"]:
+        print(f"parity passed: {len(payload['rows'])} row(s), reports in {payload['bundle']}", file=sys.stderr)
+        return 0
+    print(f"parity FAILED: {len(payload['violations'])} violation(s):", file=sys.stderr)
+    for v in payload["violations"]:
+        print(f"  - {v}", file=sys.stderr)
+    return 1

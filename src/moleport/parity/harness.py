@@ -1,0 +1,293 @@
+"""Run every artifact of an export bundle in every available runtime and judge it against PyTorch.
+
+``run_parity`` decodes the split once (the identical uint8 images go to every runner), computes
+the reference P(melanoma) from the bundle's source checkpoint (PyTorch eager fp32), runs each
+artifact x runtime, compares, applies :class:`~moleport.parity.gates.Gates` and writes
+``parity.json``, ``parity.md``, ``parity.html`` (and ``parity_predictions.npz``) into the bundle.
+A file that is missing, altered, fails to load or to run becomes a violation in the report.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import sys
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from moleport.data.arrays import DEFAULT_CACHE, SplitArrays, load_split
+from moleport.data.manifest import ManifestError, load_manifest
+from moleport.parity.bundle import (ArtifactFile, Bundle, BundleError, load_bundle, sha256_file, verify_file,
+                                    with_overrides)
+from moleport.parity.compare import compare, summary
+from moleport.parity.gates import Gates, judge
+from moleport.parity.report import Predictions, load_predictions, save_predictions, write_reports
+from moleport.parity.runners import Runner, RunnerError, RunnerSkipped, discover
+from moleport.parity.runners.torch_ref import TorchReferenceRunner
+
+
+class ParityError(RuntimeError):
+    """Parity cannot even start (no bundle, no split manifest, no images)."""
+
+
+def _split_data(bundle: Bundle, split: str, limit: int | None, cache_dir) -> tuple[Path, Any, SplitArrays, list[str]]:
+    path = bundle.split_manifest
+    if path is None:
+        raise ParityError(f"{bundle.root}: manifest.json names no split_manifest; pass one explicitly")
+    try:
+        manifest = load_manifest(path)
+    except ManifestError as exc:
+        raise ParityError(str(exc)) from exc
+    problems = []
+    recorded = bundle.manifest.get("split_manifest_sha256")
+    if recorded and recorded != manifest.sha256:
+        problems.append(f"split manifest {path} (sha256 {manifest.sha256[:16]}…) is not the one the bundle was "
+                        f"exported with ({str(recorded)[:16]}…)")
+    data = load_split(manifest, split, size=bundle.spec.input_size, cache_dir=cache_dir, limit=limit)
+    if len(data.y) == 0:
+        raise ParityError(f"{path}: split {split!r} holds no images")
+    return path, manifest, data, problems
+
+
+def _reference(bundle: Bundle, data: SplitArrays, threads: int, latency_runs: int) -> tuple[dict, np.ndarray | None]:
+    """The reference row and its probabilities (None when the reference itself fails)."""
+    ckpt = bundle.checkpoint
+    row: dict[str, Any] = {"artifact": ckpt.name if ckpt else "(no checkpoint)", "format": "pytorch",
+                           "precision": "fp32", "runtime": "torch", "implementation": TorchReferenceRunner.implementation,
+                           "is_reference": True, "checkpoint": str(ckpt) if ckpt else None}
+    if ckpt is None:
+        return {**row, "status": "error", "error": "manifest.json names no source 'checkpoint'; pass the "
+                                                   "checkpoint explicitly (run_parity(checkpoint=...) / --ckpt)"}, None
+    runner = TorchReferenceRunner(ckpt, bundle.spec, threads)
+    try:
+        p = runner.predict(data.x)
+        row["latency_ms"] = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
+    except (RunnerError, ValueError) as exc:
+        return {**row, "status": "error", "error": f"reference failed: {exc}"}, None
+    row.update(status="ok", error=None, info=runner.info(), bytes=ckpt.stat().st_size, sha256=sha256_file(ckpt))
+    recorded = bundle.checkpoint_sha256
+    if recorded and recorded != row["sha256"]:
+        row.update(status="error", error=f"checkpoint {ckpt} (sha256 {row['sha256'][:16]}…) is not the one the "
+                                          f"bundle was exported from ({str(recorded)[:16]}…)")
+    return row, p
+
+
+def _verified(files: tuple[ArtifactFile, ...]) -> dict[str, str | None]:
+    """rel path -> None when the file matches manifest.json, else the error message."""
+    out: dict[str, str | None] = {}
+    for f in files:
+        try:
+            verify_file(f)
+            out[f.rel] = None
+        except BundleError as exc:
+            out[f.rel] = str(exc)
+    return out
+
+
+def _base_row(runner: Runner) -> dict[str, Any]:
+    art = runner.artifact
+    return {"artifact": art.rel, "format": art.format, "precision": runner.precision, "runtime": runner.runtime,
+            "implementation": runner.implementation, "is_reference": False, "bytes": art.bytes,
+            "sha256": art.sha256}
+
+
+def _run_one(runner: Runner, data: SplitArrays, latency_runs: int) -> tuple[dict[str, Any], np.ndarray | None]:
+    row = _base_row(runner)
+    try:
+        p = runner.predict(data.x)
+        row["latency_ms"] = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
+        row["info"] = runner.info()
+    except RunnerSkipped:
+        raise
+    except (RunnerError, ValueError) as exc:
+        row.update(status="error", error=str(exc), info=_safe_info(runner))
+        return row, None
+    finally:
+        _close(runner)
+    row.update(status="ok", error=None)
+    return row, p
+
+
+def _safe_info(runner: Runner) -> dict[str, Any]:
+    try:
+        return runner.info()
+    except Exception:  # noqa: BLE001  (info of a runner that failed to load may be partial)
+        return {"threads": runner.threads}
+
+
+def _close(runner: Runner) -> None:
+    close = getattr(runner, "close", None)
+    if callable(close):
+        close()
+
+
+def finish_row(row: dict[str, Any], p: np.ndarray | None, y: np.ndarray, files, p_ref: np.ndarray,
+               ref_summary: dict[str, Any], gates: Gates, threshold: float) -> dict[str, Any]:
+    """Add the comparison to a row, then judge it with the gates of its precision."""
+    if row.get("status") == "ok" and p is not None:
+        row.update(compare(y, p_ref, p, files, threshold, ref_summary))
+    row["n"] = int(len(y))
+    row["gate"] = gates.describe(row["precision"], len(y))
+    row["violations"] = judge(row, gates)
+    row["passed"] = not row["violations"]
+    return row
+
+
+def _environment() -> dict[str, Any]:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine()}
+
+
+def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, gates: Gates, ref_row: dict,
+             rows: list[dict], problems: list[str], notes: list[str], n: int) -> dict[str, Any]:
+    payload = {
+        "passed": False, "violations": [], "problems": list(problems), "bundle": str(bundle.root),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "split": split, "n": int(n), "split_manifest": str(split_path), "split_manifest_sha256": manifest_sha,
+        "threshold": bundle.spec.threshold, "labels": list(bundle.spec.labels), "gates": gates.to_dict(),
+        "reference": {k: v for k, v in ref_row.items() if k not in ("violations",)},
+        "rows": [ref_row, *rows], "notes": notes, "environment": _environment(),
+    }
+    return tally(payload)
+
+
+def tally(payload: dict[str, Any]) -> dict[str, Any]:
+    """(Re)compute ``violations`` and ``passed`` from the bundle problems and every row."""
+    violations = list(payload.get("problems", []))
+    for row in payload["rows"]:
+        violations.extend(row.get("violations", []))
+    payload["violations"] = violations
+    payload["passed"] = not violations
+    return payload
+
+
+def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None, split: str = "test",
+               limit: int | None = None, gates: Gates | None = None, runtimes: list[str] | None = None, *,
+               threads: int = 1, latency_runs: int = 10, extra_modules: tuple[str, ...] = (),
+               cache_dir: str | Path | None = DEFAULT_CACHE, checkpoint: str | Path | None = None) -> dict[str, Any]:
+    """Judge every artifact x runtime of ``bundle_dir``; write the reports there and return parity.json's dict.
+
+    ``split_manifest`` / ``checkpoint`` default to manifest.json's ``split_manifest`` / ``checkpoint``.
+    """
+    gates = gates or Gates()
+    bundle = with_overrides(load_bundle(bundle_dir), checkpoint, split_manifest)
+    split_path, manifest, data, problems = _split_data(bundle, split, limit, cache_dir)
+    threshold = bundle.spec.threshold
+    ref_row, p_ref = _reference(bundle, data, threads, latency_runs)
+    found = discover(bundle, runtimes, threads, extra_modules)
+    problems += found.problems
+    notes = list(found.skipped)
+    rows: list[dict[str, Any]] = []
+    predictions: dict[str, np.ndarray] = {}
+    if p_ref is None:
+        ref_row.update(n=len(data.y), gate="reference", violations=[ref_row["error"]], passed=False)
+        payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems,
+                           notes + ["no artifact was judged: the reference did not run"], len(data.y))
+        write_reports(bundle.root, payload, None)
+        return payload
+    ref_summary = summary(data.y, p_ref, threshold)
+    ref_row.update(metrics=ref_summary["metrics"], evaluation=ref_summary["evaluation"],
+                   confusion_matrix=ref_summary["evaluation"]["confusion_matrix"])
+    ref_row.update(n=len(data.y), gate="reference", violations=[ref_row["error"]] if ref_row["error"] else [],
+                   passed=ref_row["status"] == "ok")
+    bad = _verified(bundle.files)
+    for runner in found.runners:
+        if runner.artifact is not None and bad.get(runner.artifact.rel):
+            row, p = {**_base_row(runner), "status": "error", "error": bad[runner.artifact.rel]}, None
+        else:
+            try:
+                row, p = _run_one(runner, data, latency_runs)
+            except RunnerSkipped as exc:
+                notes.append(str(exc))
+                continue
+        rows.append(finish_row(row, p, data.y, data.files, p_ref, ref_summary, gates, threshold))
+        if p is not None:
+            predictions[row_key(row)] = p
+    payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems, notes, len(data.y))
+    preds = Predictions(files=tuple(data.files), y=data.y, reference=p_ref, rows=predictions)
+    save_predictions(bundle.root, preds)
+    write_reports(bundle.root, payload, preds)
+    return payload
+
+
+def row_key(row: dict[str, Any]) -> str:
+    return f"{row['artifact']}@{row['runtime']}/{row['implementation']}"
+
+
+@dataclass(frozen=True)
+class ExternalResult:
+    """Predictions of a runner that lives outside this process (a browser, a phone, ...).
+
+    ``p_melanoma`` is aligned with the images of the last ``run_parity`` (their order is in
+    ``parity_predictions.npz``) or maps each image file to its P(melanoma). Leave it None and set
+    ``error`` when the artifact failed to load or run there.
+    """
+
+    artifact: str  # path of the artifact as listed in manifest.json (e.g. "model_fp32.tflite")
+    runtime: str  # e.g. "litertjs"
+    implementation: str  # e.g. "LiteRT.js / Chromium 131 (wasm, XNNPACK)"
+    p_melanoma: Sequence[float] | Mapping[str, float] | None = None
+    latency_ms: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _external_p(result: ExternalResult, files: tuple[str, ...]) -> np.ndarray:
+    got = result.p_melanoma
+    if isinstance(got, Mapping):
+        missing = [f for f in files if f not in got]
+        if missing:
+            raise ValueError(f"{result.runtime}: no prediction for {len(missing)} image(s), e.g. {missing[0]}")
+        return np.array([float(got[f]) for f in files], dtype=np.float64)
+    p = np.asarray(got, dtype=np.float64).reshape(-1)
+    if len(p) != len(files):
+        raise ValueError(f"{result.runtime}: {len(p)} predictions for {len(files)} images")
+    return p
+
+
+def _external_row(bundle: Bundle, result: ExternalResult, files: tuple[str, ...]) -> tuple[dict, np.ndarray | None]:
+    art = next((f for f in bundle.files if f.rel == result.artifact), None)
+    if art is None:
+        raise ParityError(f"external row names {result.artifact!r}, which manifest.json does not list")
+    row = {"artifact": art.rel, "format": art.format, "precision": art.precision, "runtime": result.runtime,
+           "implementation": result.implementation, "is_reference": False, "bytes": art.bytes,
+           "sha256": art.sha256, "latency_ms": result.latency_ms, "info": dict(result.info), "external": True}
+    if result.error or result.p_melanoma is None:
+        return {**row, "status": "error", "error": result.error or "no predictions"}, None
+    try:
+        p = _external_p(result, files)
+    except ValueError as exc:
+        return {**row, "status": "error", "error": str(exc)}, None
+    if not np.all(np.isfinite(p)):
+        return {**row, "status": "error", "error": f"{result.runtime}: non-finite probabilities"}, None
+    return {**row, "status": "ok", "error": None}, p
+
+
+def add_external_rows(bundle_dir: str | Path, results: Sequence[ExternalResult],
+                      gates: Gates | None = None) -> dict[str, Any]:
+    """Judge externally produced predictions against the last run's reference; rewrite the reports.
+
+    A row with the same artifact, runtime and implementation as an existing one replaces it.
+    """
+    bundle = load_bundle(bundle_dir)
+    jpath = bundle.root / "parity.json"
+    if not jpath.is_file():
+        raise ParityError(f"{bundle.root}: run run_parity first (parity.json not found)")
+    payload = json.loads(jpath.read_text(encoding="utf-8"))
+    preds = load_predictions(bundle.root)
+    gates = gates or Gates.from_mapping(payload.get("gates"))
+    threshold = float(payload["threshold"])
+    ref_summary = summary(preds.y, preds.reference, threshold)
+    rows = {row_key(r): r for r in payload["rows"]}
+    for result in results:
+        row, p = _external_row(bundle, result, preds.files)
+        rows[row_key(row)] = finish_row(row, p, preds.y, preds.files, preds.reference, ref_summary, gates, threshold)
+        if p is not None:
+            preds.rows[row_key(row)] = p
+    payload["rows"], payload["gates"] = list(rows.values()), gates.to_dict()
+    tally(payload)
+    save_predictions(bundle.root, preds)
+    write_reports(bundle.root, payload, preds)
+    return payload
