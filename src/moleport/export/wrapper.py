@@ -40,7 +40,7 @@ class PixelClassifier(nn.Module):
         if self.bgr:
             x = x.flip(1)
         logit = self.classifier(x * self.scale + self.shift)
-        p = torch.sigmoid(logit[:, :1])
+        p = torch.sigmoid(logit)  # N x 1 = P(melanoma)
         pair = (p, 1.0 - p) if self.melanoma_first else (1.0 - p, p)
         return torch.cat(pair, dim=1)
 

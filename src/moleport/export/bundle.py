@@ -1,0 +1,287 @@
+"""``export_bundle``: one checkpoint -> every artifact + spec.json, labels.txt, manifest.json, MODEL_CARD.md.
+
+The bundle is built in a hidden temporary folder beside the target and renamed into place, so a
+crash never leaves a half-written bundle; an existing bundle is only replaced with ``force=True``.
+Each (format, precision) has its own outcome: one converter failing keeps the others.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+import moleport
+from moleport.export import card
+from moleport.export.wrapper import INPUT_NAME, OUTPUT_NAME, export_contract, with_contract
+from moleport.spec import ModelSpec
+
+#: Every format and the precisions it is exported in (the order is the bundle order).
+VARIANTS: dict[str, tuple[str, ...]] = {"onnx": ("fp32",), "tflite": ("fp32", "fp16", "int8"),
+                                        "coreml": ("fp32", "fp16"), "executorch": ("fp32", "int8")}
+FORMATS = tuple(VARIANTS)
+log = logging.getLogger(__name__)
+
+
+class ExportError(ValueError):
+    """Bad export input (checkpoint, manifest, target folder, calibration set); nothing was written."""
+
+
+@dataclass
+class Outcome:
+    format: str
+    precision: str
+    status: str  # "ok" | "failed"
+    path: str | None = None  # relative to the bundle
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class BundleResult:
+    out_dir: Path
+    name: str
+    outcomes: list[Outcome] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status == "ok" for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status != "ok"]
+
+
+def parse_formats(formats: Iterable[str] | str | None) -> tuple[str, ...]:
+    if formats is None:
+        return FORMATS
+    items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    unknown = sorted(set(items) - set(FORMATS))
+    if unknown or not items:
+        raise ExportError(f"unknown export format(s) {unknown or items}; choose from {', '.join(FORMATS)}")
+    return tuple(f for f in FORMATS if f in items)
+
+
+def load_source(ckpt_path: str | Path):
+    """Load and sanity-check the checkpoint: the model must map a normalised 1x3xSxS batch to one logit."""
+    from moleport.models.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        loaded = load_checkpoint(ckpt_path, map_location="cpu")
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from exc
+    s = loaded.spec.input_size
+    try:
+        with torch.no_grad():
+            out = loaded.model(torch.zeros(1, 3, s, s))
+    except RuntimeError as exc:
+        raise ExportError(f"{ckpt_path}: spec does not fit the weights (input {s}x{s}): {exc}") from exc
+    if tuple(out.shape) != (1, 1):
+        raise ExportError(f"{ckpt_path}: model emits shape {tuple(out.shape)}, expected (1, 1) (one logit)")
+    return loaded
+
+
+def calibration_images(manifest_path: str | Path | None, spec: ModelSpec, calib_n: int,
+                       ckpt_manifest_sha: str | None) -> tuple[np.ndarray | None, str | None]:
+    """``calib_n`` images of the manifest's **train** split (deterministic sample) and the manifest sha256."""
+    from moleport.data.arrays import load_split
+    from moleport.data.manifest import ManifestError, load_manifest
+
+    if manifest_path is None:
+        return None, None
+    if calib_n < 1:
+        raise ExportError(f"calib_n must be >= 1, got {calib_n}")
+    try:
+        manifest = load_manifest(manifest_path)
+    except ManifestError as exc:
+        raise ExportError(str(exc)) from exc
+    if ckpt_manifest_sha and manifest.sha256 != ckpt_manifest_sha:
+        raise ExportError(f"{manifest_path}: split manifest sha256 {manifest.sha256[:12]}… differs from the one the "
+                          f"checkpoint was trained on ({ckpt_manifest_sha[:12]}…); calibrating on it could leak test images")
+    available = len(manifest.split("train"))
+    if available < calib_n:
+        raise ExportError(f"{manifest_path}: only {available} training images for calibration, need calib_n={calib_n}")
+    x = load_split(manifest, "train", size=spec.input_size).x
+    pick = np.sort(np.random.default_rng(0).choice(len(x), size=calib_n, replace=False))
+    return np.ascontiguousarray(x[pick]), manifest.sha256
+
+
+def _convert(fmt: str, precisions: tuple[str, ...], model, spec: ModelSpec, work: Path, calib,
+             meta: dict[str, Any], name: str) -> dict[str, tuple[Path | Exception, float]]:
+    """Run one format's converter(s) into ``work``; each precision maps to (its path or the error it raised,
+    seconds of the converter run that produced it — shared by all TFLite precisions, one onnx2tf run)."""
+    from moleport.export import coreml, executorch, onnx, tflite
+
+    results: dict[str, tuple[Path | Exception, float]] = {}
+    t0 = time.perf_counter()
+    if fmt == "tflite":  # one onnx2tf run yields every precision
+        info = tflite.TfliteInfo(name=name, version=f"{moleport.__version__}+spec{spec.version}")
+        try:
+            paths = tflite.to_tflite(model, spec, work, precisions, calib=calib, info=info)
+            return {p: (path, time.perf_counter() - t0) for p, path in paths.items()}
+        except Exception as exc:  # noqa: BLE001 — recorded as this format's failure
+            return {p: (exc, time.perf_counter() - t0) for p in precisions}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        try:
+            if fmt == "onnx":
+                res: Path | Exception = onnx.to_onnx(model, spec, work, precision)
+            elif fmt == "coreml":
+                user = {"moleport.metrics": meta.get("metrics") or {},
+                        "moleport.checkpoint_sha256": meta.get("checkpoint_sha256")}
+                info = coreml.CoremlInfo(version=f"{moleport.__version__}+spec{spec.version}", user_defined=user)
+                res = coreml.to_coreml(model, spec, work, precision, info=info)
+            else:
+                res = executorch.to_executorch(model, spec, work, precision, calib=calib)
+        except Exception as exc:  # noqa: BLE001 — recorded as this variant's failure
+            res = exc
+        results[precision] = (res, time.perf_counter() - t0)
+    return results
+
+
+def _io(fmt: str, path: Path, spec: ModelSpec) -> tuple[dict, dict]:
+    """Manifest ``input``/``output`` description of one artifact, read back from the artifact where possible."""
+    s = spec.input_size
+    contract = export_contract(spec)
+    tensor_in = {"name": INPUT_NAME, "shape": [1, s, s, 3], "layout": "NHWC", "dtype": "float32",
+                 "range": contract["range"], "color_order": "RGB", "quantization": None}
+    tensor_out = {"name": OUTPUT_NAME, "shape": [1, 2], "dtype": "float32", "labels": list(spec.labels), "quantization": None}
+    if fmt == "tflite":
+        from moleport.export.tflite import io_details
+
+        got_in, got_out = io_details(path)
+        tensor_in.update(got_in, name=got_in["name"], layout="NHWC")
+        tensor_out.update(got_out)
+    elif fmt == "coreml":
+        from moleport.export.coreml import check_package
+
+        desc = check_package(path, spec)
+        tensor_in, tensor_out = desc["input"], desc["output"]
+    elif fmt == "executorch":
+        tensor_in["method"] = tensor_out["method"] = "forward"
+    return tensor_in, tensor_out
+
+
+def _converter_name(fmt: str, tools: dict[str, str | None]) -> str:
+    return {"onnx": f"torch.onnx dynamo (torch {tools['torch']}), opset 18",
+            "tflite": f"onnx2tf {tools['onnx2tf']} (tensorflow {tools['tensorflow']})",
+            "coreml": f"coremltools {tools['coremltools']} (torch.jit.trace, mlprogram)",
+            "executorch": f"executorch {tools['executorch']} XNNPACK (torchao {tools['torchao']} PT2E for int8)"}[fmt]
+
+
+def _publish_file(fmt: str, precision: str, produced: Path, stage: Path, spec: ModelSpec, seconds: float,
+                  converter: str) -> dict[str, Any]:
+    """Move one artifact to ``<stage>/<fmt>/`` and describe it for manifest.json."""
+    target = stage / fmt / produced.name
+    target.parent.mkdir(exist_ok=True)
+    os.replace(produced, target)
+    digest, size = card.sha256_path(target)
+    inp, out = _io(fmt, target, spec)
+    return {"path": target.relative_to(stage).as_posix(), "format": fmt, "precision": precision, "sha256": digest,
+            "bytes": size, "input": inp, "output": out, "converter": converter, "seconds": seconds}
+
+
+def _run_formats(formats, model, spec, stage: Path, calib, meta, name, progress) -> tuple[list[Outcome], list[dict]]:
+    outcomes: list[Outcome] = []
+    files: list[dict] = []
+    tools = card.tool_versions()
+    for fmt in formats:
+        work = Path(tempfile.mkdtemp(prefix=f".work-{fmt}-", dir=stage))
+        results = _convert(fmt, VARIANTS[fmt], model, spec, work, calib, meta, name)
+        for precision, (res, elapsed) in results.items():
+            seconds = round(elapsed, 2)
+            if isinstance(res, Exception):
+                log.error("export %s %s failed: %s", fmt, precision, res)
+                outcomes.append(Outcome(fmt, precision, "failed", error=f"{type(res).__name__}: {res}", seconds=seconds))
+                continue
+            try:
+                files.append(_publish_file(fmt, precision, res, stage, spec, seconds, _converter_name(fmt, tools)))
+                outcomes.append(Outcome(fmt, precision, "ok", path=files[-1]["path"], seconds=seconds))
+            except Exception as exc:  # noqa: BLE001 — an unreadable artifact is this variant's failure
+                shutil.rmtree(stage / fmt / res.name, ignore_errors=True)
+                (stage / fmt / res.name).unlink(missing_ok=True)
+                outcomes.append(Outcome(fmt, precision, "failed", error=f"{type(exc).__name__}: {exc}", seconds=seconds))
+        shutil.rmtree(work, ignore_errors=True)
+        if progress is not None:
+            progress(fmt, [o for o in outcomes if o.format == fmt])
+    return outcomes, files
+
+
+def _write_documents(stage: Path, name: str, spec: ModelSpec, meta: dict[str, Any], ckpt_sha: str,
+                     split_sha: str | None, outcomes: list[Outcome], files: list[dict]) -> dict[str, Any]:
+    failures = [asdict(o) for o in outcomes if o.status != "ok"]
+    spec.save(stage / "spec.json")
+    (stage / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
+    (stage / "MODEL_CARD.md").write_text(card.model_card(name, spec, meta, files, failures), encoding="utf-8")
+    manifest = {
+        "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "moleport_version": moleport.__version__, "spec": spec.to_dict(), "input_contract": spec.export_input,
+        "source_checkpoint_sha256": ckpt_sha, "split_manifest_sha256": split_sha,
+        "trained_on_manifest_sha256": meta.get("manifest_sha256"), "tools": card.tool_versions(),
+        "files": files, "outcomes": [asdict(o) for o in outcomes], "failures": failures,
+    }
+    (stage / "manifest.json").write_text(card.dumps(manifest), encoding="utf-8")
+    return manifest
+
+
+def _publish(stage: Path, target: Path, force: bool) -> None:
+    """Rename the finished ``stage`` folder to ``target`` (replacing it atomically when ``force``)."""
+    if not target.exists():
+        os.rename(stage, target)
+        return
+    if not force:
+        raise ExportError(f"{target} already exists; pass force=True (--force) to replace it")
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.rename(target, old / target.name)
+    try:
+        os.rename(stage, target)
+    except OSError:
+        os.rename(old / target.name, target)  # put the previous bundle back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str | Path | None = None,
+                  formats: Iterable[str] | str | None = None, force: bool = False, calib_n: int = 300,
+                  name: str | None = None, progress: Callable[[str, list[Outcome]], None] | None = None) -> BundleResult:
+    """Export the checkpoint to ``out_dir/<name>/`` (``name`` defaults to the architecture).
+
+    ``manifest`` is the split manifest whose **train** split calibrates the int8 variants (required
+    when tflite or executorch is requested). Bad input raises :class:`ExportError` before anything
+    is written; converter failures are recorded per variant in the result and manifest.json.
+    """
+    from moleport.models.checkpoint import sha256_file
+
+    fmts = parse_formats(formats)
+    loaded = load_source(ckpt_path)
+    name = name or loaded.spec.architecture
+    if not name or "/" in name or name.startswith("."):
+        raise ExportError(f"invalid bundle name {name!r}")
+    target = Path(out_dir) / name
+    if target.exists() and not force:
+        raise ExportError(f"{target} already exists; pass force=True (--force) to replace it")
+    needs_calib = any("int8" in VARIANTS[f] for f in fmts)
+    if needs_calib and manifest is None:
+        raise ExportError("int8 TFLite/ExecuTorch need calibration images: pass the split manifest (--manifest)")
+    calib, split_sha = calibration_images(manifest, loaded.spec, calib_n, loaded.meta.get("manifest_sha256"))
+    spec = with_contract(loaded.spec)
+    meta = dict(loaded.meta, checkpoint_sha256=sha256_file(ckpt_path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))
+    try:
+        outcomes, files = _run_formats(fmts, loaded.model, spec, stage, calib, meta, name, progress)
+        doc = _write_documents(stage, name, spec, meta, meta["checkpoint_sha256"], split_sha, outcomes, files)
+        _publish(stage, target, force)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return BundleResult(out_dir=target, name=name, outcomes=outcomes, manifest=doc)

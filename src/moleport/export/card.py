@@ -1,0 +1,118 @@
+"""Bundle documents: deterministic hashing of artifacts, tool versions and the model card."""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from moleport.spec import ModelSpec
+
+TOOLS = ("moleport", "torch", "onnx", "onnxscript", "onnx2tf", "tensorflow", "ai-edge-litert", "mediapipe",
+         "coremltools", "executorch", "torchao")
+
+
+def sha256_path(path: Path) -> tuple[str, int]:
+    """(sha256, bytes) of a file, or of a directory (e.g. ``.mlpackage``): the hash of its sorted
+    ``relative/path\\t<sha256 of file>\\n`` lines, so it does not depend on file-system order or timestamps."""
+    def file_hash(p: Path) -> str:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    if path.is_file():
+        return file_hash(path), path.stat().st_size
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such artifact")
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    lines = "".join(f"{p.relative_to(path).as_posix()}\t{file_hash(p)}\n" for p in files)
+    return hashlib.sha256(lines.encode()).hexdigest(), sum(p.stat().st_size for p in files)
+
+
+def tool_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in TOOLS:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _evaluations(metrics: Any, prefix: str = "") -> list[tuple[str, dict]]:
+    """(name, evaluate() dict) pairs found in checkpoint metrics, at most one level deep."""
+    if not isinstance(metrics, dict):
+        return []
+    if "clinical" in metrics and "paper" in metrics:
+        return [(prefix or "metrics", metrics)]
+    found: list[tuple[str, dict]] = []
+    if not prefix:
+        for key, value in metrics.items():
+            found += _evaluations(value, str(key))
+    return found
+
+
+def _metrics_section(metrics: Any) -> str:
+    rows = []
+    for split, ev in _evaluations(metrics):
+        for conv, positive in (("clinical", "melanoma"), ("paper", "nevus")):
+            m = ev[conv]
+            rows.append(f"| {split} | {conv} ({positive} positive) | {m.get('accuracy', float('nan')):.4f} | "
+                        f"{m.get('precision', float('nan')):.4f} | {m.get('recall', float('nan')):.4f} | "
+                        f"{m.get('specificity', float('nan')):.4f} | {m.get('f1', float('nan')):.4f} | "
+                        f"{ev.get('auc') if ev.get('auc') is not None else float('nan'):.4f} | {ev.get('n', '?')} |")
+    if not rows:
+        return "The checkpoint carries no evaluation metrics.\n"
+    head = ("| split | convention | accuracy | precision | recall (sensitivity) | specificity | F1 | AUC | n |\n"
+            "|---|---|---|---|---|---|---|---|---|\n")
+    return head + "\n".join(rows) + "\n"
+
+
+def model_card(name: str, spec: ModelSpec, meta: dict[str, Any], files: list[dict], failures: list[dict]) -> str:
+    """MODEL_CARD.md for a bundle."""
+    artifacts = "\n".join(f"- `{f['path']}` — {f['format']} {f['precision']}, {f['bytes'] / 1e6:.1f} MB" for f in files)
+    failed = "\n".join(f"- {f['format']} {f['precision']}: {f['error']}" for f in failures) or "- none"
+    return f"""# Model card: {name}
+
+## Intended use
+Decision support for a person and their clinician when looking at a pigmented skin lesion: the model
+estimates P(melanoma) vs P(nevus) for one dermoscopic-style image. **It is not a diagnosis** and must
+not replace examination by a dermatologist; a low score does not rule out melanoma.
+
+## Model
+- Architecture: `{spec.architecture}` (reproduction of Orhan & Yavşan 2023), one sigmoid output.
+- Input (every artifact): RGB, {spec.input_size}x{spec.input_size}, float32 values 0–255, resized by
+  `{spec.resize_rule}`; normalisation (mean {list(spec.mean)}, std {list(spec.std)} on 0–1 values) happens inside the graph.
+- Output: `[P({spec.labels[0]}), P({spec.labels[1]})]`. Decision threshold on P({spec.positive_class}): **{spec.threshold:g}**
+  (Core ML's `classLabel` is an argmax at 0.5; use the probabilities and this threshold).
+- Source checkpoint epoch: {meta.get('epoch')}; split manifest sha256: `{meta.get('manifest_sha256')}`.
+
+## Training data and licence
+Trained on the split recorded by the manifest hash above — melanoma and nevus images (HAM10000-style
+dermatoscopic data, CC BY-NC 4.0 for HAM10000; synthetic images in tests). Check the licence of the data
+you trained on before distributing the model. The model weights are released under Apache-2.0.
+
+## Metrics (from the checkpoint; both conventions)
+`clinical`: melanoma is the positive class (recall = melanoma sensitivity). `paper`: nevus is positive, as in the paper's Keras setup.
+
+{_metrics_section(meta.get('metrics'))}
+## Known limits
+- The paper's dataset mixes two sources whose images differ in acquisition; a model can learn to
+  recognise the **source** instead of the lesion, so reported accuracy may not transfer to new cameras or clinics.
+- Only melanoma vs nevus: other lesions (basal cell carcinoma, seborrhoeic keratosis, …) get a
+  meaningless answer. Skin types, body sites and image devices underrepresented in training may perform worse.
+- int8 and fp16 artifacts differ slightly from fp32; see the parity report before shipping one.
+
+## Artifacts
+{artifacts or '- none'}
+
+## Export failures
+{failed}
+"""
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"

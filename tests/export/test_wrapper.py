@@ -1,0 +1,43 @@
+"""The raw-pixel wrapper reproduces normalize_batch + sigmoid, in both layouts."""
+import numpy as np
+import torch
+from torch import nn
+
+from moleport.export.wrapper import export_contract, wrap
+from moleport.preprocess import normalize_batch
+from moleport.spec import ModelSpec
+
+
+def _tiny():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1)).eval()
+
+
+def test_matches_reference_preprocessing_both_layouts():
+    spec = ModelSpec("tiny", input_size=32)
+    model = _tiny()
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype(np.uint8)
+    with torch.no_grad():
+        p = torch.sigmoid(model(normalize_batch(x, spec)))
+        nhwc = wrap(model, spec, "NHWC")(torch.as_tensor(x, dtype=torch.float32))
+        nchw = wrap(model, spec, "NCHW")(torch.as_tensor(x, dtype=torch.float32).permute(0, 3, 1, 2))
+    assert torch.allclose(nhwc[:, 1:], p, atol=1e-6) and torch.allclose(nhwc.sum(1), torch.ones(3))
+    assert torch.allclose(nhwc, nchw, atol=1e-6)
+    assert p.std() > 0  # the inputs really differ
+
+
+def test_bgr_spec_flips_channels_inside_graph():
+    spec = ModelSpec("tiny", input_size=32, color_order="BGR")
+    model = _tiny()
+    x = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+    with torch.no_grad():
+        want = torch.sigmoid(model(normalize_batch(x, spec)))
+        got = wrap(model, spec)(torch.as_tensor(x, dtype=torch.float32))[:, 1:]
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_contract_names_layout_range_and_labels():
+    c = export_contract(ModelSpec("mobilenet"))
+    assert c["range"] == [0.0, 255.0] and c["color_order"] == "RGB" and c["dtype"] == "float32"
+    assert c["shape"]["NHWC"] == [1, 224, 224, 3] and c["layout"]["tflite"] == "NHWC"
+    assert c["output"]["labels"] == ["nevus", "melanoma"]
