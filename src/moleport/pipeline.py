@@ -98,7 +98,7 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     ckpt = cfg.ckpt or train_checkpoint(cfg, manifest, root)
     bundle = root / "export" / cfg.name
     t = _step(f"exporting {ckpt} -> {bundle}")
-    result = export_bundle(ckpt, bundle, manifest=manifest, force=True)
+    result = export_bundle(ckpt, bundle.parent, manifest=manifest, name=cfg.name, force=True)
     print(f"    ({time.perf_counter() - t:.1f} s)")
     parity = None
     if cfg.parity:

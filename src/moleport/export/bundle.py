@@ -225,6 +225,7 @@ def _write_documents(stage: Path, name: str, spec: ModelSpec, meta: dict[str, An
     manifest = {
         "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "moleport_version": moleport.__version__, "spec": spec.to_dict(), "input_contract": spec.export_input,
+        "checkpoint": meta.get("checkpoint_path"), "split_manifest": meta.get("split_manifest_path"),
         "source_checkpoint_sha256": ckpt_sha, "split_manifest_sha256": split_sha,
         "trained_on_manifest_sha256": meta.get("manifest_sha256"), "tools": card.tool_versions(),
         "files": files, "outcomes": [asdict(o) for o in outcomes], "failures": failures,
@@ -274,7 +275,8 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
         raise ExportError("int8 TFLite/ExecuTorch need calibration images: pass the split manifest (--manifest)")
     calib, split_sha = calibration_images(manifest, loaded.spec, calib_n, loaded.meta.get("manifest_sha256"))
     spec = with_contract(loaded.spec)
-    meta = dict(loaded.meta, checkpoint_sha256=sha256_file(ckpt_path))
+    meta = dict(loaded.meta, checkpoint_sha256=sha256_file(ckpt_path), checkpoint_path=str(Path(ckpt_path).resolve()),
+                split_manifest_path=str(Path(manifest).resolve()) if manifest is not None else None)
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))
     try:

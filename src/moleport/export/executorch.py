@@ -30,6 +30,10 @@ class ExecutorchExportError(RuntimeError):
     """Lowering failed, or compute ops were left outside the XNNPACK delegate."""
 
 
+#: Images per calibration forward pass (int8).
+CALIB_BATCH = 32
+
+
 def constant_methods(spec: ModelSpec) -> dict[str, object]:
     """Constant methods embedded in every .pte (strings/floats are supported by the ExecuTorch emitter)."""
     return {"get_labels": list(spec.labels), "get_threshold": float(spec.threshold),
@@ -45,10 +49,16 @@ def _quantize(wrapped: nn.Module, example: tuple, calib: np.ndarray) -> nn.Modul
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    prepared = prepare_pt2e(torch.export.export(wrapped, example).module(), quantizer)
+    # A dynamic batch dimension lets calibration run in batches: the histogram observers cost
+    # about the same per call whatever the batch, so this is ~CALIB_BATCH times faster than one
+    # image at a time. The caller re-exports the converted module at batch 1.
+    batch = torch.export.Dim("batch", min=1, max=CALIB_BATCH)
+    exported = torch.export.export(wrapped, example, dynamic_shapes=({0: batch},))
+    prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad():
-        for img in calib:
-            prepared(torch.as_tensor(np.asarray(img, dtype=np.float32)[None]))
+        for start in range(0, len(calib), CALIB_BATCH):
+            chunk = np.asarray(calib[start:start + CALIB_BATCH], dtype=np.float32)
+            prepared(torch.as_tensor(chunk))
     return convert_pt2e(prepared)
 
 

@@ -30,7 +30,7 @@ CAST_DTYPES = {
 }
 
 
-class UnsupportedOpError(NotImplementedError):
+class UnsupportedOpError(RuntimeError):
     """The program uses an op (or an op variant) the reference interpreter does not implement."""
 
 
