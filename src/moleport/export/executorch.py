@@ -52,8 +52,10 @@ def _quantize(wrapped: nn.Module, example: tuple, calib: np.ndarray) -> nn.Modul
     # A dynamic batch dimension lets calibration run in batches: the histogram observers cost
     # about the same per call whatever the batch, so this is ~CALIB_BATCH times faster than one
     # image at a time. The caller re-exports the converted module at batch 1.
+    # (the example must have batch > 1: torch.export specialises a size-1 dimension to a constant)
     batch = torch.export.Dim("batch", min=1, max=CALIB_BATCH)
-    exported = torch.export.export(wrapped, example, dynamic_shapes=({0: batch},))
+    pair = (torch.cat([example[0], example[0]]),)
+    exported = torch.export.export(wrapped, pair, dynamic_shapes=({0: batch},))
     prepared = prepare_pt2e(exported.module(), quantizer)
     with torch.no_grad():
         for start in range(0, len(calib), CALIB_BATCH):

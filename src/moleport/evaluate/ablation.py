@@ -1,0 +1,234 @@
+"""Generalisation ablation on HAM10000 under a fixed CPU budget (issue 8, experiment 4).
+
+Variants (each adds one thing to the previous, except ``a``):
+
+- ``a_scratch``: MobileNet (V1, Keras layout) from random weights, every layer trained;
+- ``b_imagenet``: ImageNet weights (../shared/weights), the stem frozen (eval-mode BatchNorm),
+  the last blocks + head trained;
+- ``c_augment``: ``b`` + augmentation (8 flips/90-degree rotations from ``moleport.train.data.augment``,
+  per-image brightness/contrast/saturation jitter ±20 %);
+- ``d_sog``: ``c`` + Shades-of-Gray colour constancy (:mod:`.color_constancy`) on every image
+  (train, val, test, external).
+
+Training is step-based with a wall-clock budget and an optional image-step cap (batches drawn with
+50 % melanoma), because the 2 shared CPU cores allow only a few thousand image-steps per run. Then
+the threshold is chosen on VAL for the target sensitivity, and test (in-distribution, lesion-grouped
+split) and the external ISIC set are evaluated at it with bootstrap CIs. Nothing is tuned on the
+external set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+import torch
+from torch import nn
+
+from moleport.evaluate.color_constancy import NAME as SOG_NAME
+from moleport.evaluate.color_constancy import shades_of_gray_batch
+from moleport.preprocess import normalize_batch
+from moleport.spec import ModelSpec
+
+VARIANTS = MappingProxyType({
+    "a_scratch": dict(weights=None, freeze_blocks=0, augment=False, color_constancy=None, lr=1e-3),
+    "b_imagenet": dict(weights="imagenet", freeze_blocks=10, augment=False, color_constancy=None, lr=3e-4),
+    "c_augment": dict(weights="imagenet", freeze_blocks=10, augment=True, color_constancy=None, lr=3e-4),
+    "d_sog": dict(weights="imagenet", freeze_blocks=10, augment=True, color_constancy=SOG_NAME, lr=3e-4),
+})
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    variant: str
+    weights: str | None
+    freeze_blocks: int  # features[:freeze_blocks] frozen (no grad, eval-mode BN); 0 = train all
+    augment: bool
+    color_constancy: str | None
+    lr: float
+    budget_s: float = 420.0
+    max_images: int | None = None  # stop after this many image-steps (whichever of the two limits comes first)
+    batch_size: int = 32
+    val_nevi: int = 400  # val: every melanoma + this many nevi (the threshold depends on melanomas only)
+    target_sensitivity: float = 0.95
+    seed: int = 0
+    arch: str = "mobilenet"
+
+    @classmethod
+    def of(cls, variant: str, **overrides) -> "AblationConfig":
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; choose one of {sorted(VARIANTS)}")
+        return cls(variant=variant, **{**VARIANTS[variant], **overrides})
+
+
+def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.2) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation factors in [1-amount, 1+amount] on float 0..255 NCHW."""
+    n = x.shape[0]
+    f = 1.0 + (torch.rand(3, n, 1, 1, 1, generator=gen) * 2 - 1) * amount
+    x = x * f[0]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * f[1] + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * f[2] + grey
+    return x.clamp(0, 255)
+
+
+def batch_input(x_u8: np.ndarray, spec: ModelSpec, augment: bool, gen: torch.Generator) -> torch.Tensor:
+    """uint8 NHWC -> normalised NCHW, augmented when asked."""
+    if not augment:
+        return normalize_batch(np.ascontiguousarray(x_u8), spec)
+    from moleport.train.data import augment as dihedral
+
+    x = torch.from_numpy(np.ascontiguousarray(x_u8)).permute(0, 3, 1, 2).float()
+    x = jitter(dihedral(x), gen)
+    return normalize_batch(x.permute(0, 2, 3, 1), spec)
+
+
+def freeze_prefix(model: nn.Module, k: int) -> None:
+    """Freeze ``model.features[:k]`` (no gradients; BatchNorm kept in eval mode by :func:`train_mode`)."""
+    for p in model.features[:k].parameters():
+        p.requires_grad_(False)
+
+
+def train_mode(model: nn.Module, k: int) -> None:
+    model.train()
+    if k:
+        model.features[:k].eval()
+
+
+def sample_batch(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of a batch with half melanoma, half nevus (with replacement across steps)."""
+    mel, nev = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    half = batch_size // 2
+    return np.concatenate([rng.choice(mel, half), rng.choice(nev, batch_size - half)])
+
+
+def train_budgeted(cfg: AblationConfig, x: np.ndarray, y: np.ndarray, spec: ModelSpec) -> tuple[nn.Module, list]:
+    """Adam + BCE on one logit for ``cfg.budget_s`` seconds of wall clock; returns model and loss log."""
+    from moleport.models import build_model
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, cfg.weights)
+    freeze_prefix(model, cfg.freeze_blocks)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    log, t0, step = [], time.perf_counter(), 0
+    cap = cfg.max_images if cfg.max_images is not None else float("inf")
+    while time.perf_counter() - t0 < cfg.budget_s and step * cfg.batch_size < cap:
+        idx = np.sort(sample_batch(y, cfg.batch_size, rng))
+        inp = batch_input(x[idx], spec, cfg.augment, gen)
+        train_mode(model, cfg.freeze_blocks)
+        loss = loss_fn(model(inp).reshape(-1), torch.from_numpy(y[idx].astype(np.float32)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.append({"step": step, "images": step * cfg.batch_size, "loss": loss.item(),
+                        "seconds": round(time.perf_counter() - t0, 1)})
+    log.append({"step": step, "images": step * cfg.batch_size, "loss": loss.item(),
+                "seconds": round(time.perf_counter() - t0, 1)})
+    return model.eval(), log
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, spec: ModelSpec, batch: int = 64) -> np.ndarray:
+    model.eval()
+    out = [torch.sigmoid(model(normalize_batch(np.ascontiguousarray(x[i:i + batch]), spec)).double().reshape(-1))
+           for i in range(0, len(x), batch)]
+    return torch.cat(out).numpy()
+
+
+def val_subset(y: np.ndarray, n_nevi: int, seed: int) -> np.ndarray:
+    """Every melanoma of val and ``n_nevi`` nevi drawn with ``seed`` (sorted indices)."""
+    rng = np.random.default_rng(seed + 1)
+    nev = np.flatnonzero(y == 0)
+    keep = rng.choice(nev, size=min(n_nevi, len(nev)), replace=False)
+    return np.sort(np.concatenate([np.flatnonzero(y == 1), keep]))
+
+
+def load_sets(manifest_path: Path, external: Path, cfg: AblationConfig, cache: Path) -> dict:
+    """(items, pixels) for train / val subset / test / external, colour-normalised for ``d``."""
+    from moleport.data.arrays import load_split
+    from moleport.data.manifest import load_manifest
+    from moleport.evaluate.dataset import EvalItem, load_pixels, open_eval_items
+
+    m = load_manifest(manifest_path)
+    sets = {}
+    for split in ("train", "val", "test"):
+        arr = load_split(m, split, 224, cache_dir=cache)
+        items = [EvalItem(it.file, it.label, it.lesion_id, it.source) for it in m.split(split)]
+        sets[split] = (items, arr.x, arr.y)
+    keep = val_subset(sets["val"][2], cfg.val_nevi, cfg.seed)
+    sets["val"] = ([sets["val"][0][i] for i in keep], sets["val"][1][keep], sets["val"][2][keep])
+    ext_items = open_eval_items(external)
+    sets["external"] = (ext_items, load_pixels(ext_items, 224), np.array([it.y for it in ext_items]))
+    if cfg.color_constancy:
+        sets = {k: (it, shades_of_gray_batch(np.asarray(x)), y) for k, (it, x, y) in sets.items()}
+    return sets
+
+
+def run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_dir: Path,
+                cache: Path, n_boot: int = 1000) -> dict:
+    """Train one variant, pick the threshold on val, evaluate test + external; write ``out_dir``."""
+    from moleport.data.manifest import load_manifest
+    from moleport.evaluate.evaluation import write_evaluation, write_json
+    from moleport.evaluate.operating_point import choose_operating_point
+    from moleport.evaluate.predictors import Predictor
+    from moleport.models.checkpoint import save_checkpoint
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    sets = load_sets(manifest_path, external, cfg, cache)
+    spec = ModelSpec(cfg.arch)
+    model, log = train_budgeted(cfg, np.asarray(sets["train"][1]), sets["train"][2], spec)
+    p = {k: predict(model, sets[k][1], spec) for k in ("val", "test", "external")}
+    op = choose_operating_point(sets["val"][2], p["val"], cfg.target_sensitivity)
+    spec = spec.replace(threshold=float(op["threshold"]))
+    ckpt = save_checkpoint(out_dir / "checkpoint.pt", model, spec, manifest_sha256=load_manifest(manifest_path).sha256,
+                           history=log, run=asdict(cfg), extra={"color_constancy": cfg.color_constancy})
+    pred = Predictor(spec, "checkpoint", ckpt, runner=None, pixel_rule=cfg.color_constancy)
+    res = {}
+    for name in ("test", "external"):
+        items = sets[name][0]
+        r = write_evaluation(out_dir / name, items, p[name], pred, op["threshold"], n_boot=n_boot, seed=cfg.seed,
+                             threshold_source=f"val (all melanomas + {cfg.val_nevi} nevi), sensitivity "
+                                              f">= {cfg.target_sensitivity}",
+                             data={"source": str(manifest_path if name == "test" else external), "split": name})
+        res[name] = {k: r[k] for k in ("n", "counts", "auc", "auc_ci", "sensitivity", "sensitivity_ci",
+                                       "specificity", "specificity_ci", "ece")}
+    summary = {"config": asdict(cfg), "train_images_seen": log[-1]["images"], "train_steps": log[-1]["step"],
+               "train_seconds": log[-1]["seconds"], "final_loss": log[-1]["loss"], "operating_point": op,
+               "results": res, "total_seconds": round(time.perf_counter() - t0, 1), "checkpoint": str(ckpt)}
+    write_json(out_dir / "ablation.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m moleport.evaluate.ablation", description=__doc__.splitlines()[0])
+    ap.add_argument("variant", choices=sorted(VARIANTS))
+    ap.add_argument("--manifest", required=True, help="lesion-grouped HAM split manifest .json")
+    ap.add_argument("--external", required=True, help="external ImageFolder (evaluation only)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--budget-s", type=float, default=420.0, help="training wall-clock seconds")
+    ap.add_argument("--max-images", type=int, default=None, help="stop after this many training image-steps")
+    ap.add_argument("--val-nevi", type=int, default=400)
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--cache", default="artifacts/cache")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    cfg = AblationConfig.of(a.variant, budget_s=a.budget_s, max_images=a.max_images, val_nevi=a.val_nevi,
+                            seed=a.seed)
+    s = run_variant(cfg, Path(a.manifest), Path(a.external), Path(a.out), Path(a.cache), a.bootstrap)
+    print(json.dumps({k: s[k] for k in ("train_images_seen", "train_seconds", "operating_point", "results")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Operating point: the threshold chosen on VALIDATION data for a target melanoma sensitivity.
+
+The threshold is picked on the manifest's ``val`` split only (never on test or external
+data), then reported on ``test`` and on external sources with bootstrap CIs.
+
+Temperature scaling (``calibrate=True``) is fitted on val too. ModelSpec has no temperature
+field and the exported graphs compute ``sigmoid(logit)``, so the export path cannot reproduce
+it: it is REPORT-ONLY (ECE before/after). The threshold is always stored on the raw,
+uncalibrated P(melanoma) — the value ``spec.threshold`` takes — and, because temperature
+scaling is monotone, gives the same decisions as the calibrated threshold.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moleport import metrics
+from moleport.evaluate.calibration import apply_temperature, fit_temperature, reliability
+from moleport.evaluate.dataset import labels_of, open_eval_items
+from moleport.evaluate.errors import EvaluationError
+from moleport.evaluate.evaluation import predict_with, write_evaluation, write_json
+from moleport.evaluate.predictors import load_predictor
+
+
+def choose_operating_point(y_val, p_val, target: float = 0.95, calibrate: bool = False) -> dict[str, Any]:
+    """Threshold on raw P(melanoma) reaching ``target`` sensitivity on val (+ optional temperature)."""
+    yv = np.asarray(y_val).astype(int)
+    if yv.sum() == 0 or yv.sum() == len(yv):
+        raise EvaluationError("the validation split needs both melanoma and nevus to choose a threshold")
+    op = metrics.threshold_for_sensitivity(yv, p_val, target)
+    out: dict[str, Any] = {"threshold": op["threshold"], "target_sensitivity": float(target),
+                           "chosen_on": "val", "val": {"n": int(len(yv)), "sensitivity": op["sensitivity"],
+                                                       "specificity": op["specificity"]},
+                           "temperature": None}
+    if calibrate:
+        fit = fit_temperature(yv, p_val)
+        pc = apply_temperature(p_val, fit["temperature"])
+        out["temperature"] = {**fit, "stored_in_spec": False,
+                              "why_report_only": "ModelSpec has no temperature field and exported graphs output "
+                                                 "sigmoid(logit); the export path cannot reproduce it",
+                              "val_ece_before": reliability(yv, p_val)["ece"],
+                              "val_ece_after": reliability(yv, pc)["ece"]}
+    return out
+
+
+def _calibration_note(y, p, op: dict[str, Any]) -> dict[str, Any] | None:
+    t = op.get("temperature")
+    if not t:
+        return None
+    return {"temperature": t["temperature"], "ece_before": reliability(y, p)["ece"],
+            "ece_after": reliability(y, apply_temperature(p, t["temperature"]))["ece"]}
+
+
+def _row(name: str, res: dict[str, Any]) -> str:
+    f = lambda k: f"{res[k]:.3f} [{res[k + '_ci'][0]:.3f}, {res[k + '_ci'][1]:.3f}]"  # noqa: E731
+    return f"| {name} | {res['n']} | {f('auc')} | {f('sensitivity')} | {f('specificity')} | {res['ece']:.3f} |"
+
+
+def render_markdown(op: dict[str, Any], results: dict[str, dict]) -> str:
+    lines = [f"Operating point: threshold {op['threshold']:.4f} on P(melanoma), chosen on val for sensitivity "
+             f">= {op['target_sensitivity']:.2f} (val: sensitivity {op['val']['sensitivity']:.3f}, "
+             f"specificity {op['val']['specificity']:.3f}, n={op['val']['n']})", "",
+             "| data | n | AUC [95% CI] | sensitivity [95% CI] | specificity [95% CI] | ECE |",
+             "|---|---|---|---|---|---|"]
+    lines += [_row(name, res) for name, res in results.items()]
+    if op.get("temperature"):
+        t = op["temperature"]
+        lines += ["", f"Temperature scaling (fitted on val, report-only, not in the spec): T = {t['temperature']:.3f}; "
+                      f"val ECE {t['val_ece_before']:.3f} -> {t['val_ece_after']:.3f}."]
+        lines += [f"- {n}: ECE {r['calibrated']['ece_before']:.3f} -> {r['calibrated']['ece_after']:.3f}"
+                  for n, r in results.items() if r.get("calibrated")]
+    return "\n".join(lines)
+
+
+def operating_point_report(model: str | Path, manifest: str | Path, out: str | Path, *, externals=(),
+                           target: float = 0.95, calibrate: bool = False, n_boot: int = 1000, seed: int = 0,
+                           threads: int = 2) -> dict[str, Any]:
+    """Choose the threshold on val; evaluate test and each external source at it; write ``out``."""
+    out_dir = Path(out)
+    pred = load_predictor(model, threads=threads)
+    val_items = open_eval_items(manifest, split="val")
+    p_val = predict_with(pred, val_items, manifest, "val")
+    op = choose_operating_point(labels_of(val_items), p_val, target, calibrate)
+    datasets = {"test": (open_eval_items(manifest, split="test"), {"source": str(manifest), "split": "test"})}
+    for ext in externals:
+        datasets[f"external-{Path(ext).name}"] = (open_eval_items(ext), {"source": str(ext), "external": True})
+    results = {}
+    for name, (items, info) in datasets.items():
+        p = predict_with(pred, items, info["source"], info.get("split"))
+        res = write_evaluation(out_dir / name, items, p, pred, op["threshold"], data=info, n_boot=n_boot, seed=seed,
+                               threshold_source=f"val split, target sensitivity {target}")
+        res["calibrated"] = _calibration_note(labels_of(items), p, op)
+        results[name] = res
+    spec_path = pred.spec.replace(threshold=float(op["threshold"])).save(out_dir / "spec_with_threshold.json")
+    md = render_markdown(op, results)
+    (out_dir / "operating_point.md").write_text(md + "\n", encoding="utf-8")
+    summary = {"operating_point": op, "spec_with_threshold": str(spec_path),
+               "results": {n: {k: r[k] for k in ("n", "counts", "auc", "auc_ci", "sensitivity", "sensitivity_ci",
+                                                  "specificity", "specificity_ci", "ece", "calibrated")}
+                           for n, r in results.items()}}
+    write_json(out_dir / "operating_point.json", summary)
+    return {**summary, "markdown": md}

@@ -1,0 +1,137 @@
+import json
+
+import numpy as np
+import pytest
+
+from eval_helpers import make_imagefolder
+from moleport.evaluate.errors import EvaluationError
+from moleport.evaluate.evaluation import evaluate_model, summarize
+from moleport.evaluate.operating_point import choose_operating_point
+
+
+def test_summarize_has_contract_fields():
+    rng = np.random.default_rng(0)
+    y = np.array([1] * 30 + [0] * 50)
+    p = np.clip(rng.normal(0.3 + 0.4 * y, 0.2), 0, 1)
+    res = summarize(y, p, 0.5, [f"L{i // 2}" for i in range(80)], n_boot=200, seed=0)
+    for k in ("auc", "auc_ci", "sensitivity", "sensitivity_ci", "specificity", "specificity_ci", "threshold", "n",
+              "counts", "metrics", "ece"):
+        assert k in res
+    assert res["bootstrap"]["grouping"] == "lesion" and res["n_resampling_units"] == 40
+    assert res["metrics"]["clinical"]["recall"] == pytest.approx(res["sensitivity"])
+    assert res["counts"] == {"melanoma": 30, "nevus": 50}
+
+
+def test_evaluate_checkpoint_on_imagefolder(tiny_imagefolder, tiny_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    res = evaluate_model(tiny_checkpoint, tiny_imagefolder, out, n_boot=50, seed=0)
+    data = json.loads((out / "evaluation.json").read_text())
+    assert data["n"] == 8 and data["threshold"] == 0.5 and data["threshold_source"] == "spec.threshold"
+    assert len(data["auc_ci"]) == 2 and data["bootstrap"]["grouping"] == "image"
+    assert set(data["metrics"]) >= {"clinical", "paper", "confusion_matrix"}
+    for name in ("roc.png", "reliability.png", "report.md", "report.html", "predictions.json"):
+        assert (out / name).is_file()
+    again = evaluate_model(tiny_checkpoint, tiny_imagefolder, tmp_path / "eval2", threshold=0.2, n_boot=50, seed=0)
+    assert again["threshold"] == 0.2 and again["auc"] == res["auc"]
+
+
+def test_other_class_names_are_refused(tmp_path, tiny_checkpoint):
+    root = make_imagefolder(tmp_path / "other", classes=("benign", "malignant"))
+    with pytest.raises(EvaluationError, match="melanoma|nevus"):
+        evaluate_model(tiny_checkpoint, root, tmp_path / "o", n_boot=10)
+
+
+def test_empty_source_is_refused(tmp_path, tiny_checkpoint):
+    (tmp_path / "empty" / "melanoma").mkdir(parents=True)
+    (tmp_path / "empty" / "nevus").mkdir(parents=True)
+    with pytest.raises(EvaluationError, match="no usable images|empty|no images"):
+        evaluate_model(tiny_checkpoint, tmp_path / "empty", tmp_path / "o", n_boot=10)
+
+
+def test_checkpoint_spec_mismatch_is_refused(tmp_path, tiny_imagefolder):
+    from moleport.models import build_model
+    from moleport.models.checkpoint import save_checkpoint
+    from moleport.spec import ModelSpec
+
+    ckpt = save_checkpoint(tmp_path / "odd.pt", build_model("mobilenet"),
+                           ModelSpec("mobilenet", resize_rule="stretch-bicubic"), manifest_sha256=None)
+    with pytest.raises(EvaluationError, match="resize_rule"):
+        evaluate_model(ckpt, tiny_imagefolder, tmp_path / "o", n_boot=10)
+
+
+def test_artifact_spec_mismatch_is_refused(tmp_path, tiny_imagefolder):
+    from moleport.spec import ModelSpec
+
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"not used")
+    spec = ModelSpec("mobilenet", input_size=224, export_input={"size": [256, 256]})
+    spec.save(bundle / "spec.json")
+    with pytest.raises(EvaluationError, match="input_size"):
+        evaluate_model(bundle / "model.onnx", tiny_imagefolder, tmp_path / "o", n_boot=10)
+    (bundle / "spec.json").unlink()
+    with pytest.raises(EvaluationError, match="spec.json"):
+        evaluate_model(bundle / "model.onnx", tiny_imagefolder, tmp_path / "o", n_boot=10)
+
+
+def test_unknown_model_type_and_missing_data(tmp_path, tiny_imagefolder, tiny_checkpoint):
+    (tmp_path / "m.h5").write_bytes(b"x")
+    with pytest.raises(EvaluationError, match="unknown model type"):
+        evaluate_model(tmp_path / "m.h5", tiny_imagefolder, tmp_path / "o", n_boot=10)
+    with pytest.raises(EvaluationError, match="not found"):
+        evaluate_model(tiny_checkpoint, tmp_path / "nowhere", tmp_path / "o", n_boot=10)
+
+
+def test_operating_point_reaches_target_on_val():
+    rng = np.random.default_rng(1)
+    y = np.array([1] * 100 + [0] * 300)
+    p = np.clip(rng.normal(0.35 + 0.3 * y, 0.15), 0, 1)
+    op = choose_operating_point(y, p, target=0.95, calibrate=True)
+    assert op["val"]["sensitivity"] >= 0.95 and op["chosen_on"] == "val"
+    assert op["temperature"]["stored_in_spec"] is False
+    with pytest.raises(EvaluationError):
+        choose_operating_point(np.zeros(10), np.zeros(10))
+
+
+def test_cli_exit_codes(tmp_path, tiny_imagefolder, tiny_checkpoint, capsys):
+    from moleport.cli import main
+
+    assert main(["evaluate", str(tiny_checkpoint), "--data", str(tiny_imagefolder), "--out", str(tmp_path / "c"),
+                 "--bootstrap", "20"]) == 0
+    assert (tmp_path / "c" / "evaluation.json").is_file()
+    assert main(["evaluate", str(tiny_checkpoint), "--data", str(tiny_imagefolder), "--out", str(tmp_path / "d"),
+                 "--target-sensitivity", "0.95"]) == 2
+    assert "manifest" in capsys.readouterr().err
+
+
+def _tiny_manifest(root, tmp_path):
+    from moleport.data.manifest import Item, Manifest
+
+    items = []
+    for label in ("melanoma", "nevus"):
+        for i, f in enumerate(sorted((root / label).iterdir())):
+            split = ("val", "test")[i % 2]
+            items.append(Item(file=str(f), sha256=f"{label}{i}", label=label, split=split,
+                              lesion_id=f"{label}-L{i // 4}"))
+    return Manifest(items=tuple(items)).save(tmp_path / "manifest.json")
+
+
+def test_operating_point_report_end_to_end(tmp_path, tiny_checkpoint, monkeypatch):
+    from moleport.cli import main
+    from moleport.spec import ModelSpec
+
+    monkeypatch.setenv("MOLEPORT_CACHE", str(tmp_path / "cache"))
+    root = make_imagefolder(tmp_path / "ham", n_per_class=8, seed=5)
+    ext = make_imagefolder(tmp_path / "ext", n_per_class=3, seed=6)
+    manifest = _tiny_manifest(root, tmp_path)
+    out = tmp_path / "op"
+    assert main(["evaluate", str(tiny_checkpoint), "--data", str(manifest), "--target-sensitivity", "0.9",
+                 "--external", str(ext), "--calibrate", "--bootstrap", "30", "--out", str(out)]) == 0
+    rep = json.loads((out / "operating_point.json").read_text())
+    assert rep["operating_point"]["chosen_on"] == "val" and rep["operating_point"]["val"]["sensitivity"] >= 0.9
+    assert set(rep["results"]) == {"test", "external-ext"} and rep["results"]["test"]["n"] == 8
+    assert (out / "test" / "evaluation.json").is_file() and (out / "external-ext" / "roc.png").is_file()
+    spec = ModelSpec.load(out / "spec_with_threshold.json")
+    assert spec.threshold == rep["operating_point"]["threshold"]
+    assert rep["operating_point"]["temperature"]["stored_in_spec"] is False
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # val and test through the shared split cache
