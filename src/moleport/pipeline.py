@@ -71,21 +71,50 @@ def train_checkpoint(cfg: PipelineConfig, manifest: Path, root: Path) -> Path:
     return Path(run_dir) / "checkpoint.pt"
 
 
+#: Precisions whose parity failure fails the whole job. An int8 variant is an optional size/speed
+#: trade-off: when it fails its gates it is *rejected* (listed loudly, never shipped), not fatal.
+REQUIRED_PRECISIONS = ("fp32", "fp16")
+
+
+def parity_verdicts(parity: dict | None) -> dict[str, bool]:
+    """artifact path -> passed (every runtime row of it passed); the reference row is skipped."""
+    out: dict[str, bool] = {}
+    for row in (parity or {}).get("rows", []):
+        if row.get("is_reference"):
+            continue
+        out[row["artifact"]] = out.get(row["artifact"], True) and bool(row.get("passed"))
+    return out
+
+
 def summarize(bundle: Path, parity: dict | None) -> str:
     man = json.loads((bundle / "manifest.json").read_text())
-    status = {(r["path"]): "ok" for r in man["files"]}
-    rows_by_file: dict[str, list[str]] = {}
+    runtimes: dict[str, list[str]] = {}
     for row in (parity or {}).get("rows", []):
-        key = row.get("artifact") or row.get("path") or ""
-        rows_by_file.setdefault(key, []).append(f"{row['runtime']}:{'pass' if row.get('passed') else 'FAIL'}")
-    lines = ["| format | precision | file | size (KiB) | export | parity |", "|---|---|---|---:|---|---|"]
+        if not row.get("is_reference"):
+            runtimes.setdefault(row["artifact"], []).append(f"{row['runtime']}:{'pass' if row.get('passed') else 'FAIL'}")
+    verdicts = parity_verdicts(parity)
+    lines = ["| format | precision | file | size (KiB) | export | parity | ships |", "|---|---|---|---:|---|---|---|"]
     for f in man["files"]:
-        par = ", ".join(rows_by_file.get(f["path"], [])) or "-"
-        lines.append(f"| {f['format']} | {f['precision']} | {f['path']} | {f['bytes'] / 1024:,.0f} | "
-                     f"{status[f['path']]} | {par} |")
+        ok = verdicts.get(f["path"])
+        ships = "-" if ok is None else ("yes" if ok else "**REJECTED**")
+        lines.append(f"| {f['format']} | {f['precision']} | {f['path']} | {f['bytes'] / 1024:,.0f} | ok | "
+                     f"{', '.join(runtimes.get(f['path'], [])) or '-'} | {ships} |")
     for fail in man.get("failures", []):
-        lines.append(f"| {fail.get('format')} | {fail.get('precision')} | - | - | FAILED: {fail.get('error', '')[:80]} | - |")
+        lines.append(f"| {fail.get('format')} | {fail.get('precision')} | - | - | FAILED: {str(fail.get('error'))[:80]} | - | no |")
     return "\n".join(lines)
+
+
+def verdict(bundle: Path, export_failures: list, parity: dict | None) -> tuple[bool, list[str]]:
+    """(failed, messages): export failures and fp32/fp16 parity violations fail the job."""
+    man = json.loads((bundle / "manifest.json").read_text())
+    precision = {f["path"]: f["precision"] for f in man["files"]}
+    msgs = [f"export of {f.format} {f.precision} failed: {f.error}" for f in export_failures]
+    for art, ok in parity_verdicts(parity).items():
+        if not ok:
+            fatal = precision.get(art) in REQUIRED_PRECISIONS
+            msgs.append(f"{'FAILED' if fatal else 'REJECTED (not shipped)'}: {art} violates its parity gates")
+    failed = bool(export_failures) or any(m.startswith("FAILED") for m in msgs)
+    return failed, msgs
 
 
 def run_pipeline(cfg: PipelineConfig) -> int:
@@ -107,10 +136,13 @@ def run_pipeline(cfg: PipelineConfig) -> int:
         print((bundle / "parity.md").read_text())
         print(f"    ({time.perf_counter() - t:.1f} s)")
     print("\n" + summarize(bundle, parity))
-    failed = bool(getattr(result, "failures", None)) or (parity is not None and not parity["passed"])
+    failed, msgs = verdict(bundle, list(result.failures), parity)
+    for m in msgs:
+        print(m, file=sys.stderr)
+    if parity is not None:
+        for v in parity["violations"]:
+            print(f"  gate: {v}", file=sys.stderr)
     print(f"\nmake export: {'FAILED' if failed else 'ok'} in {time.perf_counter() - t0:.0f} s; bundle: {bundle}")
-    if parity is not None and parity["violations"]:
-        print("violations:\n  " + "\n  ".join(parity["violations"]), file=sys.stderr)
     return 1 if failed else 0
 
 
