@@ -23,7 +23,7 @@ EXPECTED = {("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite",
 def e2e(tmp_path_factory):
     art = tmp_path_factory.mktemp("artifacts")
     env = dict(os.environ, MOLEPORT_ARTIFACTS=str(art), PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "moleport.pipeline", "--name", "ci", "--n", "600"],
+    proc = subprocess.run([sys.executable, "-m", "moleport.pipeline", "--name", "ci", "--n", "1000"],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3600)
     return art, env, proc
 

@@ -96,7 +96,8 @@ def summarize(bundle: Path, parity: dict | None) -> str:
     lines = ["| format | precision | file | size (KiB) | export | parity | ships |", "|---|---|---|---:|---|---|---|"]
     for f in man["files"]:
         ok = verdicts.get(f["path"])
-        ships = "-" if ok is None else ("yes" if ok else "**REJECTED**")
+        failed_label = "**FAILED**" if f["precision"] in REQUIRED_PRECISIONS else "**REJECTED**"
+        ships = "-" if ok is None else ("yes" if ok else failed_label)
         lines.append(f"| {f['format']} | {f['precision']} | {f['path']} | {f['bytes'] / 1024:,.0f} | ok | "
                      f"{', '.join(runtimes.get(f['path'], [])) or '-'} | {ships} |")
     for fail in man.get("failures", []):
