@@ -84,11 +84,18 @@ def _checkpoint_predictor(path: Path, threads: int) -> Predictor:
     return Predictor(spec, "checkpoint", path, TorchReferenceRunner(path, spec, threads=threads), rule)
 
 
+def bundle_root(path: Path) -> Path:
+    """The export bundle holding ``path``: the nearest folder above it with a spec.json (artifacts
+    sit in ``<bundle>/<format>/``, or beside spec.json in a flat copy)."""
+    for folder in list(path.resolve().parents)[:3]:
+        if (folder / "spec.json").is_file():
+            return folder
+    raise EvaluationError(f"{path}: no spec.json beside the artifact or in its bundle folder; "
+                          "evaluate artifacts inside their export bundle")
+
+
 def _bundle_spec(path: Path) -> ModelSpec:
-    spec_path = path.parent / "spec.json"
-    if not spec_path.is_file():
-        raise EvaluationError(f"{path}: no spec.json next to the artifact ({spec_path}); "
-                              "evaluate artifacts inside their export bundle")
+    spec_path = bundle_root(path) / "spec.json"
     try:
         return ModelSpec.load(spec_path)
     except SpecError as exc:
@@ -99,10 +106,11 @@ def _artifact_entry(path: Path, fmt: str):
     """The bundle's manifest entry for ``path`` when manifest.json lists it, else a bare one."""
     from moleport.parity.bundle import ArtifactFile
 
-    mpath = path.parent / "manifest.json"
+    root = bundle_root(path)
+    mpath = root / "manifest.json"
     entries = json.loads(mpath.read_text(encoding="utf-8")).get("files", []) if mpath.is_file() else []
     for e in entries:
-        if (path.parent / str(e.get("path", ""))).resolve() == path.resolve():
+        if (root / str(e.get("path", ""))).resolve() == path.resolve():
             return ArtifactFile(path=path.resolve(), rel=str(e["path"]), format=e.get("format", fmt),
                                 precision=e.get("precision", "fp32"), sha256=str(e.get("sha256", "")),
                                 bytes=e.get("bytes"), input=dict(e.get("input") or {}),
@@ -124,7 +132,7 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     if not mod.available():
         raise EvaluationError(f"{path}: the {mod.RUNTIME} runtime is not available on this machine")
     art = _artifact_entry(path, fmt)
-    bundle = Bundle(root=path.parent.resolve(), manifest={}, spec=spec, files=(art,), checkpoint=None,
+    bundle = Bundle(root=bundle_root(path), manifest={}, spec=spec, files=(art,), checkpoint=None,
                     split_manifest=None)
     runners = mod.runners_for(bundle)
     if len(runners) != 1:
