@@ -43,6 +43,8 @@ def test_make_export_pipeline_exports_every_format_and_passes_parity(e2e, capsys
     assert manifest["failures"] == []
     parity = json.loads((bundle / "parity.json").read_text())
     _log((bundle / "parity.md").read_text(), capsys)
+    summary = proc.stdout[proc.stdout.rfind("| format | precision"):]
+    _log(summary + "\n" + proc.stderr[-2000:], capsys)  # what ships, and why the rejected variants don't
     runtimes = {r["runtime"] for r in parity["rows"]}
     assert {"torch", "onnxruntime", "litert", "executorch", "coreml", "mediapipe"} <= runtimes
     for row in parity["rows"]:

@@ -25,6 +25,13 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _flatten(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """{"name": {metrics}, ...} -> one row per name (other shapes pass through as one row)."""
+    if result and all(isinstance(v, dict) for v in result.values()):
+        return [dict(step=k, **v) for k, v in result.items()]
+    return [result]
+
+
 def _machine() -> dict[str, Any]:
     import os
 
@@ -41,13 +48,16 @@ def run_bench(args: argparse.Namespace) -> int:
     if "data" in args.only:
         from moleport.data.bench import bench_decode, bench_synth
 
-        results["data"] = [bench_synth(n=args.synth_n), bench_decode()]
+        results["data"] = [dict(step="synth", **bench_synth(n=args.synth_n))] + _flatten(bench_decode())
         print("\n## data\n" + _table(results["data"]))
     if "train" in args.only:
         from moleport.train.bench import bench_train
 
         results["train"] = bench_train(args.archs, batch_sizes=tuple(args.batch_sizes), steps=args.steps)
         print("\n## training throughput\n" + _table(results["train"]))
+        from moleport.train.bench import projected_grid_hours
+
+        print(f"projected time of the paper grid (archs above, this device): {projected_grid_hours(results['train']):.1f} h")
     if "export" in args.only:
         ckpt = args.ckpt or _latest_checkpoint()
         if ckpt is None:
@@ -72,7 +82,7 @@ def _latest_checkpoint() -> Path | None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="print measured speed/size numbers (make bench)")
     p.add_argument("--only", nargs="+", default=["data", "train", "export"], choices=["data", "train", "export"])
-    p.add_argument("--archs", nargs="+", default=["mobilenet", "mobilenet_v2", "resnet50", "vgg16", "alexnet"])
+    p.add_argument("--archs", nargs="+", default=["mobilenet", "mobilenet_v2", "resnet50", "vgg16", "vgg19", "alexnet"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 256])
     p.add_argument("--steps", type=int, default=3, help="timed training steps per (arch, batch)")
     p.add_argument("--synth-n", type=int, default=200)
