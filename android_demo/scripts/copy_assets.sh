@@ -2,7 +2,8 @@
 # Copy an export bundle's TFLite models, spec.json and labels.txt into the app's assets (git-ignored):
 #   bash android_demo/scripts/copy_assets.sh artifacts/export/default      (make android-assets)
 # Writes android_demo/app/src/main/assets/model/{model_fp32.tflite, model_int8.tflite?, spec.json, labels.txt}
-# after checking each model's sha256 against the bundle's manifest.json. ASSETS_DIR overrides the destination.
+# after checking each model's sha256 against the bundle's manifest.json; a model that failed its parity gates
+# (parity.json) is not bundled. ASSETS_DIR overrides the destination.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,9 +38,19 @@ if not isinstance(files, list):
 tflite = {f.get("precision"): f for f in files if isinstance(f, dict) and f.get("format") == "tflite"}
 if "fp32" not in tflite:
     sys.exit(f"{bundle}/manifest.json lists no fp32 tflite model (found: {sorted(map(str, tflite))})")
+parity_path = bundle / "parity.json"
+rejected = set()
+if parity_path.is_file():  # ship only what parity approved
+    rows = json.loads(parity_path.read_text(encoding="utf-8")).get("rows", [])
+    rejected = {r.get("artifact") for r in rows if not r.get("is_reference") and not r.get("passed")}
 for precision in ("fp32", "int8"):
     entry = tflite.get(precision)
     if entry is None:
+        continue
+    if entry["path"] in rejected:
+        if precision == "fp32":
+            sys.exit(f"{bundle}/parity.json: the fp32 model {entry['path']} failed parity; not bundling it")
+        print(f"copy_assets: skipping {entry['path']}: it failed its parity gates (see {parity_path})")
         continue
     src = bundle / entry["path"]
     if not src.is_file():
