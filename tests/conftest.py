@@ -3,25 +3,23 @@ import pytest
 from moleport.paths import shared_path
 
 
+def _shared_or_skip(*parts: str):
+    p = shared_path(*parts)
+    if p is None:
+        pytest.skip(f"../shared/{'/'.join(parts)} is absent")
+    return p
+
+
 @pytest.fixture
 def ham_dir():
-    p = shared_path("data", "ham10000-mel-nv")
-    if p is None:
-        pytest.skip("../shared/data/ham10000-mel-nv is absent")
-    return p
+    return _shared_or_skip("data", "ham10000-mel-nv")
 
 
 @pytest.fixture
 def external_dir():
-    p = shared_path("data", "isic-external-dev")
-    if p is None:
-        pytest.skip("../shared/data/isic-external-dev is absent")
-    return p
+    return _shared_or_skip("data", "isic-external-dev")
 
 
 @pytest.fixture
 def weights_dir():
-    p = shared_path("weights")
-    if p is None:
-        pytest.skip("../shared/weights is absent")
-    return p
+    return _shared_or_skip("weights")
