@@ -86,8 +86,8 @@ def parity_verdicts(parity: dict | None) -> dict[str, bool]:
     return out
 
 
-def summarize(bundle: Path, parity: dict | None) -> str:
-    man = json.loads((bundle / "manifest.json").read_text())
+def summarize(man: dict, parity: dict | None) -> str:
+    """The summary table from the bundle's manifest.json contents and the parity report."""
     runtimes: dict[str, list[str]] = {}
     for row in (parity or {}).get("rows", []):
         if not row.get("is_reference"):
@@ -105,9 +105,8 @@ def summarize(bundle: Path, parity: dict | None) -> str:
     return "\n".join(lines)
 
 
-def verdict(bundle: Path, export_failures: list, parity: dict | None) -> tuple[bool, list[str]]:
+def verdict(man: dict, export_failures: list, parity: dict | None) -> tuple[bool, list[str]]:
     """(failed, messages): export failures and fp32/fp16 parity violations fail the job."""
-    man = json.loads((bundle / "manifest.json").read_text())
     precision = {f["path"]: f["precision"] for f in man["files"]}
     msgs = [f"export of {f.format} {f.precision} failed: {f.error}" for f in export_failures]
     for art, ok in parity_verdicts(parity).items():
@@ -136,8 +135,8 @@ def run_pipeline(cfg: PipelineConfig) -> int:
         parity = run_parity(bundle, split_manifest=manifest, limit=cfg.limit)
         print((bundle / "parity.md").read_text())
         print(f"    ({time.perf_counter() - t:.1f} s)")
-    print("\n" + summarize(bundle, parity))
-    failed, msgs = verdict(bundle, list(result.failures), parity)
+    print("\n" + summarize(result.manifest, parity))
+    failed, msgs = verdict(result.manifest, list(result.failures), parity)
     for m in msgs:
         print(m, file=sys.stderr)
     if parity is not None:

@@ -99,18 +99,14 @@ def judge(row: dict[str, Any], gates: Gates) -> list[str]:
                        f"{row['reference_confusion_matrix']}")
         if row["max_abs_dp"] > gates.fp32_max_abs_dp:
             out.append(f"{who}: fp32 max |Δp| {row['max_abs_dp']:.3g} > {gates.fp32_max_abs_dp:g}")
-    elif precision == "fp16":
-        limit = gates.max_flips("fp16", n)
+    elif precision in ("fp16", "int8"):
+        limit = gates.max_flips(precision, n)
         if row["flips"] > limit:
-            out.append(f"{who}: fp16 label flips {row['flips']} > {limit} (of {n})")
-        if dacc_pp > gates.fp16_max_abs_dacc_pp:
-            out.append(f"{who}: fp16 |Δ accuracy| {dacc_pp:.2f} pp > {gates.fp16_max_abs_dacc_pp:g} pp")
-    elif precision == "int8":
-        limit = gates.max_flips("int8", n)
-        if row["flips"] > limit:
-            out.append(f"{who}: int8 label flips {row['flips']} > {limit} (of {n})")
-        if dacc_pp > gates.int8_max_abs_dacc_pp:
-            out.append(f"{who}: int8 |Δ accuracy| {dacc_pp:.2f} pp > {gates.int8_max_abs_dacc_pp:g} pp")
+            out.append(f"{who}: {precision} label flips {row['flips']} > {limit} (of {n})")
+        max_dacc = gates.fp16_max_abs_dacc_pp if precision == "fp16" else gates.int8_max_abs_dacc_pp
+        if dacc_pp > max_dacc:
+            out.append(f"{who}: {precision} |Δ accuracy| {dacc_pp:.2f} pp > {max_dacc:g} pp")
+    if precision == "int8":
         dauc = row["delta"]["auc"]  # None when the split holds one class only (AUC undefined)
         if dauc is not None and not abs(dauc) <= gates.int8_max_abs_dauc:
             out.append(f"{who}: int8 |Δ AUC| {abs(dauc):.4f} > {gates.int8_max_abs_dauc:g}")

@@ -48,21 +48,26 @@ def roc_figure(preds: Predictions) -> str:
     return _png(fig)
 
 
+def _grid(plt, n: int, cols: int, cell: tuple[float, float]):
+    """A figure with ``n`` panels in rows of ``cols``; returns (fig, used axes), the spare axes hidden."""
+    nrows = max(1, -(-n // cols))
+    fig, axes = plt.subplots(nrows, cols, figsize=(cell[0] * cols, cell[1] * nrows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    return fig, list(axes.flat)[:n]
+
+
 def delta_histograms(preds: Predictions) -> str:
     plt = _pyplot()
     keys = sorted(preds.rows)
-    cols = 3
-    nrows = max(1, -(-len(keys) // cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.8 * nrows), squeeze=False)
-    for ax, key in zip(axes.flat, keys):
+    fig, axes = _grid(plt, len(keys), 3, (4.2, 2.8))
+    for ax, key in zip(axes, keys):
         d = np.abs(preds.rows[key] - preds.reference)
         bins = np.logspace(-9, 0, 46)
         ax.hist(np.clip(d, 1e-9, 1.0), bins=bins, color="tab:blue")
         ax.set_xscale("log")
         ax.set_title(f"{key}\nmax {d.max():.2e}", fontsize=7)
         ax.set_xlabel("|Δp| (values below 1e-9 shown at 1e-9)", fontsize=7)
-    for ax in list(axes.flat)[len(keys):]:
-        ax.axis("off")
     fig.tight_layout()
     return _png(fig)
 
@@ -70,10 +75,8 @@ def delta_histograms(preds: Predictions) -> str:
 def confusion_figure(rows: list[dict[str, Any]]) -> str:
     plt = _pyplot()
     shown = [r for r in rows if r.get("confusion_matrix")]
-    cols = 4
-    nrows = max(1, -(-len(shown) // cols))
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 3.0 * nrows), squeeze=False)
-    for ax, r in zip(axes.flat, shown):
+    fig, axes = _grid(plt, len(shown), 4, (3.2, 3.0))
+    for ax, r in zip(axes, shown):
         cm = np.asarray(r["confusion_matrix"])
         ax.imshow(cm, cmap="Blues")
         for (i, j), v in np.ndenumerate(cm):
@@ -83,8 +86,6 @@ def confusion_figure(rows: list[dict[str, Any]]) -> str:
         ax.set_title(f"{r['artifact']}\n@{r['runtime']}", fontsize=7)
         ax.set_xlabel("predicted", fontsize=7)
         ax.set_ylabel("true", fontsize=7)
-    for ax in list(axes.flat)[len(shown):]:
-        ax.axis("off")
     fig.tight_layout()
     return _png(fig)
 
