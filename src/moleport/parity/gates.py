@@ -106,10 +106,10 @@ def judge(row: dict[str, Any], gates: Gates) -> list[str]:
         max_dacc = gates.fp16_max_abs_dacc_pp if precision == "fp16" else gates.int8_max_abs_dacc_pp
         if dacc_pp > max_dacc:
             out.append(f"{who}: {precision} |Δ accuracy| {dacc_pp:.2f} pp > {max_dacc:g} pp")
+    else:
+        out.append(f"{who}: unknown precision {precision!r}: no gate applies")
     if precision == "int8":
         dauc = row["delta"]["auc"]  # None when the split holds one class only (AUC undefined)
         if dauc is not None and not abs(dauc) <= gates.int8_max_abs_dauc:
             out.append(f"{who}: int8 |Δ AUC| {abs(dauc):.4f} > {gates.int8_max_abs_dauc:g}")
-    else:
-        out.append(f"{who}: unknown precision {precision!r}: no gate applies")
     return out
