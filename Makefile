@@ -7,8 +7,9 @@ NAME     ?= default
 CKPT     ?=
 DATA     ?=
 EXPORT_ARGS ?=
+SHARED   ?= ../shared
 
-.PHONY: install export test test-fast bench parity parity-real android-assets android-core-test web serve-web web-test clean
+.PHONY: install export ship test test-fast bench parity parity-real android-assets android-core-test web serve-web web-test clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +22,12 @@ install: $(STAMP)
 
 export: $(STAMP)
 	$(VPY) -m moleport.pipeline --name $(NAME) $(if $(CKPT),--ckpt $(CKPT)) $(if $(DATA),--data $(DATA)) $(EXPORT_ARGS)
+
+# The shipped model: the 'ship' recipe on real HAM10000 dermoscopy, exported, parity-checked (first 300 test
+# images per runtime) and evaluated on the whole test split and the external ISIC set, into MODEL_CARD.md.
+ship: $(STAMP)
+	$(VPY) -m moleport.pipeline --name ship --profile ship --data $(SHARED)/data/ham10000-mel-nv \
+	  --external $(SHARED)/data/isic-external-dev --limit 300 $(EXPORT_ARGS)
 
 test: $(STAMP)
 	$(VPY) -m pytest -q tests

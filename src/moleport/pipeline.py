@@ -1,6 +1,7 @@
 """`make export`: the main job, end to end, on the embedded default data.
 
     synthetic dataset -> split manifest -> quick-profile MobileNet -> every export -> parity
+    -> evaluation of the shipped artifact (test split + any --external data) into MODEL_CARD.md
 
 With ``--ckpt`` (and optionally ``--data``) it exports and checks a given checkpoint instead.
 Prints a summary table (format, precision, size, export status, parity) and exits non-zero
@@ -30,6 +31,8 @@ class PipelineConfig:
     profile: str = "quick"
     parity: bool = True
     limit: int | None = None
+    externals: tuple[Path, ...] = ()  # evaluation-only data sources (never trained or tuned on)
+    n_boot: int = 1000
 
 
 def _step(title: str) -> float:
@@ -117,6 +120,51 @@ def verdict(man: dict, export_failures: list, parity: dict | None) -> tuple[bool
     return failed, msgs
 
 
+#: The artifact the apps bundle first (android_demo/scripts/copy_assets.sh, web_demo): evaluated for the card.
+SHIPPED_PREFERENCE = (("tflite", "fp32"), ("tflite", "fp16"), ("onnx", "fp32"))
+
+
+def shipped_artifact(man: dict, parity: dict | None) -> str | None:
+    """Relative path of the artifact the apps ship: the first of SHIPPED_PREFERENCE that exported and passed parity."""
+    verdicts = parity_verdicts(parity)
+    for fmt, precision in SHIPPED_PREFERENCE:
+        for f in man["files"]:
+            if (f["format"], f["precision"]) == (fmt, precision) and verdicts.get(f["path"], parity is None):
+                return f["path"]
+    return None
+
+
+def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Path | None,
+                     externals: tuple[Path, ...], n_boot: int = 1000) -> dict | None:
+    """Evaluate the shipped artifact in its runtime on the test split and each external source; write
+    ``bundle/evaluation/<data>/`` and the MODEL_CARD's performance section. None when nothing ships."""
+    from moleport.evaluate.evaluation import evaluate_model, write_json
+    from moleport.export import card
+    from moleport.spec import ModelSpec
+
+    rel = shipped_artifact(man, parity)
+    if rel is None or (manifest is None and not externals):
+        return None
+    data = ([("test", manifest, "in-distribution")] if manifest is not None else []) + \
+        [(Path(e).name, Path(e), "external") for e in externals]
+    results, kinds = {}, {}
+    for name, source, kind in data:
+        res = evaluate_model(bundle / rel, source, bundle / "evaluation" / name, n_boot=n_boot)
+        results[name], kinds[name] = res, kind
+        print(f"    {name} ({kind}): AUC {res['auc']:.3f} {res['auc_ci']}, sensitivity {res['sensitivity']:.3f}, "
+              f"specificity {res['specificity']:.3f} at threshold {res['threshold']:.4f}")
+    spec = ModelSpec.load(bundle / "spec.json")
+    section = card.performance_section(rel, spec, results, kinds)
+    card_path = bundle / "MODEL_CARD.md"
+    card_path.write_text(card.with_performance(card_path.read_text(encoding="utf-8"), section), encoding="utf-8")
+    keys = ("n", "counts", "threshold", "auc", "auc_ci", "sensitivity", "sensitivity_ci", "specificity",
+            "specificity_ci", "ece")
+    summary = {"artifact": rel, "results": {n: {"kind": kinds[n], "source": r["data"]["source"],
+                                                **{k: r[k] for k in keys}} for n, r in results.items()}}
+    write_json(bundle / "evaluation" / "summary.json", summary)
+    return summary
+
+
 def run_pipeline(cfg: PipelineConfig) -> int:
     from moleport.export.bundle import export_bundle
     from moleport.parity.harness import run_parity
@@ -134,6 +182,10 @@ def run_pipeline(cfg: PipelineConfig) -> int:
         t = _step("parity: every artifact in its own runtime vs the PyTorch reference")
         parity = run_parity(bundle, split_manifest=manifest, limit=cfg.limit)
         print((bundle / "parity.md").read_text())
+        print(f"    ({time.perf_counter() - t:.1f} s)")
+    if cfg.externals or manifest is not None:
+        t = _step("evaluating the shipped artifact (test split + external data) for MODEL_CARD.md")
+        evaluate_shipped(bundle, result.manifest, parity, manifest, cfg.externals, cfg.n_boot)
         print(f"    ({time.perf_counter() - t:.1f} s)")
     print("\n" + summarize(result.manifest, parity))
     failed, msgs = verdict(result.manifest, list(result.failures), parity)
@@ -157,9 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="quick", help="training profile/run name (default: quick)")
     ap.add_argument("--no-parity", dest="parity", action="store_false")
     ap.add_argument("--limit", type=int, help="parity on the first N test images only")
+    ap.add_argument("--external", type=Path, action="append", default=[],
+                    help="external data source to evaluate the shipped artifact on (repeatable; never trained on)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the evaluation CIs")
     a = ap.parse_args(argv)
+    for e in a.external:
+        if not e.exists():
+            ap.error(f"--external {e}: no such data source")
     cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest,
-                         profile=a.profile, parity=a.parity, limit=a.limit)
+                         profile=a.profile, parity=a.parity, limit=a.limit, externals=tuple(a.external),
+                         n_boot=a.bootstrap)
     return run_pipeline(cfg)
 
 

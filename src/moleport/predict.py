@@ -34,10 +34,6 @@ def run(args: argparse.Namespace) -> int:
     except (EvaluationError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if pred.pixel_rule:
-        from moleport.evaluate.color_constancy import apply_named_rule
-
-        x = apply_named_rule(pred.pixel_rule, x)
     p = pred.predict(x)
     thr = pred.spec.threshold if args.threshold is None else args.threshold
     rows = [{"image": str(f), "p_melanoma": float(v), "threshold": thr, "band": risk_band(float(v), thr)}

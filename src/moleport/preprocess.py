@@ -191,8 +191,25 @@ def load_image(path: str | Path, size: int = 224) -> np.ndarray:
     return resize_canonical(decode_rgb(path), size)
 
 
+def shades_of_gray(x01, power: int = 6, eps: float = 1e-6):
+    """Shades-of-Gray colour constancy (rule ``shades-of-gray-p6``) on float NCHW pixels in 0..1.
+
+    Per image: illuminant ``e_c = (mean over pixels of x_c ** 6) ** (1/6)``, ``e = e / ||e||_2``,
+    ``out_c = clip(x_c / (max(e_c, eps) * sqrt(3)), 0, 1)``. A grey illuminant leaves pixels
+    unchanged. Applied to the canonical 224x224 image after decoding/resizing and before the
+    spec's mean/std, in training, in the PyTorch reference and (re-implemented) inside every
+    exported graph, so apps feed raw pixels as before.
+    """
+    import torch
+
+    e = x01.pow(power).mean(dim=(2, 3), keepdim=True).pow(1.0 / power)
+    e = e / torch.sqrt((e * e).sum(dim=1, keepdim=True)).clamp_min(eps)
+    return (x01 / (e.clamp_min(eps) * 3.0 ** 0.5)).clamp(0.0, 1.0)
+
+
 def normalize_batch(batch_u8, spec: ModelSpec):
-    """uint8 NHWC (numpy or torch) -> float32 NCHW torch tensor normalised by ``spec``.
+    """uint8 NHWC (numpy or torch) -> float32 NCHW torch tensor normalised by ``spec``
+    (colour order, then the spec's colour constancy if any, then mean/std).
 
     Works on whatever device the input tensor lives on (CPU or CUDA).
     """
@@ -203,7 +220,18 @@ def normalize_batch(batch_u8, spec: ModelSpec):
         raise ValueError(f"expected NHWC uint8 batch with 3 channels, got shape {tuple(x.shape)}")
     if spec.color_order == "BGR":
         x = x.flip(-1)
-    x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    x = x.permute(0, 3, 1, 2).float() / 255.0  # not in place: a float input may be the caller's tensor
+    if spec.color_constancy == "shades-of-gray-p6":
+        x = shades_of_gray(x)
+    elif spec.color_constancy is not None:  # ModelSpec validates names; this guards a new rule left unwired
+        raise ValueError(f"colour constancy {spec.color_constancy!r} is not implemented by moleport.preprocess")
     mean = torch.tensor(spec.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def melanoma_probability(logits, spec: ModelSpec):
+    """P(melanoma) from the model's logits: ``sigmoid(logit / spec.temperature)`` (any shape, torch)."""
+    import torch
+
+    return torch.sigmoid(logits / spec.temperature)

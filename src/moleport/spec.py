@@ -17,6 +17,9 @@ RESIZE_RULE = "center-square-crop+triangle-antialias-v1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LABELS = ("nevus", "melanoma")
+#: Colour-constancy rules a spec may name; each is implemented by ``moleport.preprocess.normalize_batch``
+#: (training and the PyTorch reference) and, independently, inside every exported graph.
+COLOR_CONSTANCY_RULES = ("shades-of-gray-p6",)
 
 
 class SpecError(ValueError):
@@ -42,6 +45,11 @@ class ModelSpec:
     labels: tuple[str, str] = LABELS
     positive_class: str = "melanoma"
     threshold: float = 0.5
+    #: Optional colour constancy applied to the 0..1 pixels before mean/std (see COLOR_CONSTANCY_RULES).
+    color_constancy: str | None = None
+    #: Temperature T of the output: P(melanoma) = sigmoid(logit / T); fitted on validation data when
+    #: the run calibrates (1.0 = uncalibrated). ``threshold`` applies to that (calibrated) probability.
+    temperature: float = 1.0
     #: Contract of exported artifacts (filled by export): layout, value range, outputs.
     export_input: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     version: int = 1
@@ -64,6 +72,11 @@ class ModelSpec:
             raise SpecError(f"positive_class {self.positive_class!r} is not one of labels {self.labels}")
         if not 0.0 <= self.threshold <= 1.0:
             raise SpecError(f"threshold must be within [0, 1], got {self.threshold}")
+        if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:
+            raise SpecError(f"color_constancy must be None or one of {COLOR_CONSTANCY_RULES}, "
+                            f"got {self.color_constancy!r}")
+        if not (isinstance(self.temperature, (int, float)) and 0.01 <= self.temperature <= 100.0):
+            raise SpecError(f"temperature must be a number within [0.01, 100], got {self.temperature!r}")
 
     # --- helpers -------------------------------------------------------------
     @property

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from moleport.evaluate.ablation import AblationConfig, jitter, sample_batch, train_budgeted, val_subset
+from moleport.evaluate.ablation import AblationConfig, sample_batch, train_budgeted, val_subset
 from moleport.spec import ModelSpec
 
 
@@ -17,11 +17,9 @@ def test_val_subset_keeps_every_melanoma():
     assert y[keep].sum() == 7 and len(keep) == 27 and np.all(np.diff(keep) > 0)
 
 
-def test_jitter_stays_in_range_and_is_seeded():
-    x = torch.rand(4, 3, 8, 8) * 255
-    a = jitter(x, torch.Generator().manual_seed(1))
-    b = jitter(x, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 255
+def test_sog_variant_puts_colour_constancy_in_the_spec():
+    assert AblationConfig.of("d_sog").color_constancy == "shades-of-gray-p6"
+    assert ModelSpec("mobilenet", color_constancy=AblationConfig.of("d_sog").color_constancy).color_constancy
 
 
 def test_budgeted_training_freezes_the_prefix():

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from moleport.evaluate.calibration import apply_temperature, fit_temperature, raw_threshold, reliability
-from moleport.evaluate.color_constancy import NAME, apply_named_rule, shades_of_gray
+from moleport.calibration import apply_temperature, fit_temperature, raw_threshold, reliability
 
 
 def _calibrated(per_bin=200):
@@ -38,16 +37,3 @@ def test_temperature_softens_overconfident_scores():
     assert reliability(y, apply_temperature(over, fit["temperature"]))["ece"] < reliability(y, over)["ece"]
     t = fit["temperature"]
     assert apply_temperature([raw_threshold(0.3, t)], t)[0] == pytest.approx(0.3)
-
-
-def test_shades_of_gray_keeps_grey_and_removes_cast():
-    grey = np.full((8, 8, 3), 100, np.uint8)
-    assert np.array_equal(shades_of_gray(grey), grey)
-    cast = np.zeros((8, 8, 3), np.uint8)
-    cast[..., 0], cast[..., 1], cast[..., 2] = 200, 100, 50
-    out = shades_of_gray(cast).astype(int)
-    assert abs(out[0, 0, 0] - out[0, 0, 2]) <= 1
-    assert np.array_equal(apply_named_rule(None, cast[None]), cast[None])
-    assert apply_named_rule(NAME, cast[None]).shape == (1, 8, 8, 3)
-    with pytest.raises(ValueError):
-        apply_named_rule("retinex", cast[None])

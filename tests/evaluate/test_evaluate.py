@@ -88,7 +88,11 @@ def test_operating_point_reaches_target_on_val():
     p = np.clip(rng.normal(0.35 + 0.3 * y, 0.15), 0, 1)
     op = choose_operating_point(y, p, target=0.95, calibrate=True)
     assert op["val"]["sensitivity"] >= 0.95 and op["chosen_on"] == "val"
-    assert op["temperature"]["stored_in_spec"] is False
+    t = op["temperature"]
+    assert t["stored_in_spec"] == "spec_with_threshold.json" and t["temperature"] > 0
+    from moleport.calibration import apply_temperature
+    pc = apply_temperature(p, t["temperature"])  # same decisions on the calibrated probabilities
+    assert np.array_equal(pc >= t["calibrated_threshold"], p >= op["threshold"])
     with pytest.raises(EvaluationError):
         choose_operating_point(np.zeros(10), np.zeros(10))
 
@@ -132,6 +136,30 @@ def test_operating_point_report_end_to_end(tmp_path, tiny_checkpoint, monkeypatc
     assert set(rep["results"]) == {"test", "external-ext"} and rep["results"]["test"]["n"] == 8
     assert (out / "test" / "evaluation.json").is_file() and (out / "external-ext" / "roc.png").is_file()
     spec = ModelSpec.load(out / "spec_with_threshold.json")
-    assert spec.threshold == rep["operating_point"]["threshold"]
-    assert rep["operating_point"]["temperature"]["stored_in_spec"] is False
+    t = rep["operating_point"]["temperature"]
+    assert spec.threshold == pytest.approx(t["calibrated_threshold"])
+    assert spec.temperature == pytest.approx(t["temperature"])  # the tiny checkpoint's own temperature is 1
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # val and test through the shared split cache
+
+
+def test_legacy_colour_constancy_outside_the_spec_is_refused(tmp_path, tiny_imagefolder):
+    """A checkpoint whose colour rule was recorded outside its ModelSpec cannot be evaluated as trained: refuse."""
+    from moleport.models import build_model
+    from moleport.models.checkpoint import save_checkpoint
+    from moleport.spec import ModelSpec
+
+    ckpt = save_checkpoint(tmp_path / "old.pt", build_model("mobilenet"), ModelSpec("mobilenet"), manifest_sha256=None,
+                           extra={"color_constancy": "shades-of-gray-p6-v1"})
+    with pytest.raises(EvaluationError, match="shades-of-gray-p6-v1"):
+        evaluate_model(ckpt, tiny_imagefolder, tmp_path / "o", n_boot=10)
+
+
+def test_unknown_colour_constancy_in_a_bundle_spec_is_refused(tmp_path, tiny_imagefolder):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "model.onnx").write_bytes(b"not used")
+    spec = json.loads(__import__("moleport.spec", fromlist=["ModelSpec"]).ModelSpec("mobilenet").to_json())
+    spec["color_constancy"] = "retinex"
+    (bundle / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(EvaluationError, match="color_constancy"):
+        evaluate_model(bundle / "model.onnx", tiny_imagefolder, tmp_path / "o", n_boot=10)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from moleport.export.wrapper import export_contract, wrap
-from moleport.preprocess import normalize_batch
+from moleport.preprocess import melanoma_probability, normalize_batch, shades_of_gray
 from moleport.spec import ModelSpec
 
 
@@ -41,3 +41,36 @@ def test_contract_names_layout_range_and_labels():
     assert c["range"] == [0.0, 255.0] and c["color_order"] == "RGB" and c["dtype"] == "float32"
     assert c["shape"]["NHWC"] == [1, 224, 224, 3] and c["layout"]["tflite"] == "NHWC"
     assert c["output"]["labels"] == ["nevus", "melanoma"]
+
+
+def _tinted(n: int, seed: int) -> np.ndarray:
+    """Images under different coloured illuminants (what colour constancy must undo)."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(40, 200, (n, 32, 32, 3)).astype(np.float64)
+    tint = rng.uniform(0.5, 1.3, (n, 1, 1, 3))
+    return np.clip(base * tint, 0, 255).astype(np.uint8)
+
+
+def test_colour_constancy_and_temperature_in_graph_match_the_reference():
+    spec = ModelSpec("tiny", input_size=32, color_constancy="shades-of-gray-p6", temperature=1.7)
+    model = _tiny()
+    x = _tinted(4, 2)
+    with torch.no_grad():
+        want = melanoma_probability(model(normalize_batch(x, spec)), spec)
+        got = wrap(model, spec)(torch.as_tensor(x, dtype=torch.float32))[:, 1:]
+        plain = wrap(model, ModelSpec("tiny", input_size=32))(torch.as_tensor(x, dtype=torch.float32))[:, 1:]
+    assert torch.allclose(got, want, atol=1e-6)
+    assert (got - plain).abs().max() > 1e-3  # the options change the output
+
+
+def test_shades_of_gray_removes_a_global_colour_cast():
+    rng = np.random.default_rng(3)
+    scene = rng.uniform(0.1, 0.7, (1, 3, 16, 16))
+    cast = np.array([1.3, 1.0, 0.7]).reshape(1, 3, 1, 1)
+    a = shades_of_gray(torch.as_tensor(scene))
+    b = shades_of_gray(torch.as_tensor(scene * cast))
+    ratio = b / a  # a per-channel gain changes only the overall brightness, not the colour balance
+    assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-9)
+    grey = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64)
+    assert torch.allclose(shades_of_gray(grey), grey)  # a grey illuminant leaves pixels unchanged
+    assert export_contract(ModelSpec("m", color_constancy="shades-of-gray-p6"))["color_constancy"].startswith("inside")

@@ -47,6 +47,43 @@ def test_resume_continues_from_last_epoch(tmp_path, tiny_manifest, capsys):
         torch.testing.assert_close(b.model.state_dict()[k], v, msg=k)
 
 
+def test_spec_options_travel_into_the_checkpoint(tmp_path, tiny_manifest):
+    """colour constancy, calibration, colour jitter and a frozen prefix: the spec carries what the run trained with."""
+    from moleport.preprocess import melanoma_probability
+
+    cfg = _cfg(tmp_path, augment=True, jitter=0.2, freeze_blocks=4, color_constancy="shades-of-gray-p6", calibrate=True)
+    run_dir = train_run(cfg, tiny_manifest)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    loaded = load_checkpoint(run_dir / "checkpoint.pt")
+    assert loaded.spec.color_constancy == "shades-of-gray-p6"
+    assert m["calibration"]["fitted_on"] == "val"
+    assert loaded.spec.temperature == pytest.approx(m["calibration"]["temperature"]) and loaded.spec.temperature > 0
+    assert m["spec"]["temperature"] == loaded.spec.temperature
+    # frozen blocks did not move: compare with the ImageNet-less initialisation of the same seed
+    from moleport.models import build_model
+    from moleport.train.loop import seed_everything
+    seed_everything(cfg.seed)
+    init = build_model("mobilenet").state_dict()
+    trained = loaded.model.state_dict()
+    frozen = [k for k in init if k.startswith("features.0.") and k.endswith("weight")]
+    assert frozen and all(torch.equal(init[k], trained[k]) for k in frozen)
+    head = [k for k in init if k.startswith("classifier") and k.endswith("weight")]
+    assert head and not all(torch.equal(init[k], trained[k]) for k in head)
+    assert melanoma_probability(torch.tensor([0.0]), loaded.spec).item() == pytest.approx(0.5)
+
+
+def test_new_options_are_validated(tmp_path, tiny_manifest):
+    with pytest.raises(ConfigError, match="color_constancy"):
+        _cfg(tmp_path, color_constancy="retinex")
+    with pytest.raises(ConfigError, match="jitter"):
+        _cfg(tmp_path, jitter=1.5)
+    with pytest.raises(ConfigError, match="freeze_blocks"):
+        _cfg(tmp_path, freeze_blocks=-1)
+    from moleport.train.loop import TrainError
+    with pytest.raises(TrainError, match="features"):
+        train_run(_cfg(tmp_path, arch="resnet50", freeze_blocks=2), tiny_manifest)
+
+
 def test_early_stop_rule(tmp_path, tiny_manifest):
     run_dir = train_run(_cfg(tmp_path, epochs=5, early_stop_train_acc=1e-6), tiny_manifest)
     m = json.loads((run_dir / "metrics.json").read_text())

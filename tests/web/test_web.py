@@ -106,6 +106,31 @@ def test_js_image_sniffing_and_size_limits(golden):
     assert (got["at"], got["below"]) == ("melanoma", "nevus")  # p >= threshold is melanoma, as moleport.metrics
 
 
+@needs_node
+def test_js_check_spec_reads_python_specs_and_refuses_unknown_in_graph_rules():
+    """The page accepts what moleport.spec writes (with colour constancy and temperature) and refuses a rule
+    the exported graph does not implement, naming it."""
+    from moleport.spec import ModelSpec
+
+    good = ModelSpec("mobilenet", color_constancy="shades-of-gray-p6", temperature=1.3, threshold=0.2).to_dict()
+    bad_rule = {**good, "color_constancy": "grey-world"}
+    bad_t = {**good, "temperature": "hot"}
+    script = f"""
+    import {{ checkSpec }} from '{(WEB / "src" / "preprocess.js").as_uri()}';
+    const out = [];
+    for (const spec of {json.dumps([good, bad_rule, bad_t])}) {{
+      try {{ out.push(checkSpec(spec)); }} catch (e) {{ out.push({{ error: e.message }}); }}
+    }}
+    console.log(JSON.stringify(out));
+    """
+    proc = subprocess.run([NODE, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    ok, rule, temp = json.loads(proc.stdout)
+    assert ok["threshold"] == 0.2 and ok["melanomaIndex"] == 1 and ok["size"] == 224
+    assert 'color_constancy "grey-world"' in rule["error"]
+    assert "temperature" in temp["error"]
+
+
 def _bundle() -> Path | None:
     name = os.environ.get("MOLEPORT_WEB_BUNDLE")
     candidates = [Path(name)] if name else sorted((artifacts_dir() / "export").glob("*/manifest.json"))

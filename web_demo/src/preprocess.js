@@ -298,6 +298,9 @@ export function preprocessRgb(rgb, width, height, { size = 224, crop = null } = 
   return resizeCrop(rgb, width, height, 3, crop ?? centreSquare(width, height), size);
 }
 
+/** Colour-constancy rules the exporter implements inside the graph (moleport.spec.COLOR_CONSTANCY_RULES). */
+export const IN_GRAPH_COLOR_CONSTANCY = ['shades-of-gray-p6'];
+
 /**
  * Check that a ModelSpec (spec.json) describes an input this code produces; returns
  * {size, threshold, melanomaIndex, labels}.
@@ -315,6 +318,15 @@ export function checkSpec(spec) {
   if (!(threshold >= 0 && threshold <= 1)) throw new PreprocessError(`spec.json threshold must be in [0, 1], got ${spec.threshold}`);
   const size = Number(spec.input_size);
   if (!Number.isInteger(size) || size < 32) throw new PreprocessError(`spec.json input_size must be an integer >= 32, got ${spec.input_size}`);
+  // Colour constancy and temperature run inside the exported graph; refuse a rule it does not implement.
+  const constancy = spec.color_constancy ?? null;
+  if (constancy !== null && !IN_GRAPH_COLOR_CONSTANCY.includes(constancy)) {
+    throw new PreprocessError(`spec.json color_constancy "${constancy}" is not a rule the exported graph implements (${IN_GRAPH_COLOR_CONSTANCY.join(', ')})`);
+  }
+  const temperature = spec.temperature ?? 1;
+  if (!(typeof temperature === 'number' && temperature >= 0.01 && temperature <= 100)) {
+    throw new PreprocessError(`spec.json temperature must be a number within [0.01, 100], got ${JSON.stringify(spec.temperature)}`);
+  }
   const exportColour = spec.export_input && spec.export_input.color_order;
   if (exportColour && exportColour !== 'RGB') {
     throw new PreprocessError(`the artifact expects ${exportColour} pixels; this page feeds RGB`);

@@ -7,8 +7,8 @@ Variants (each adds one thing to the previous, except ``a``):
   the last blocks + head trained;
 - ``c_augment``: ``b`` + augmentation (8 flips/90-degree rotations from ``moleport.train.data.augment``,
   per-image brightness/contrast/saturation jitter ±20 %);
-- ``d_sog``: ``c`` + Shades-of-Gray colour constancy (:mod:`.color_constancy`) on every image
-  (train, val, test, external).
+- ``d_sog``: ``c`` + Shades-of-Gray colour constancy (the ModelSpec option ``shades-of-gray-p6``, applied
+  by :func:`moleport.preprocess.normalize_batch` to every image: train, val, test, external).
 
 Training is step-based with a wall-clock budget and an optional image-step cap (batches drawn with
 50 % melanoma), because the 2 shared CPU cores allow only a few thousand image-steps per run. Then
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from moleport.evaluate.color_constancy import NAME as SOG_NAME
-from moleport.evaluate.color_constancy import shades_of_gray_batch
-from moleport.preprocess import normalize_batch
+from moleport.preprocess import melanoma_probability, normalize_batch
 from moleport.spec import ModelSpec
+
+SOG_NAME = "shades-of-gray-p6"
 
 VARIANTS = MappingProxyType({
     "a_scratch": dict(weights=None, freeze_blocks=0, augment=False, color_constancy=None, lr=1e-3),
@@ -65,39 +65,16 @@ class AblationConfig:
         return cls(variant=variant, **{**VARIANTS[variant], **overrides})
 
 
-def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.2) -> torch.Tensor:
-    """Per-image brightness, contrast and saturation factors in [1-amount, 1+amount] on float 0..255 NCHW."""
-    n = x.shape[0]
-    f = 1.0 + (torch.rand(3, n, 1, 1, 1, generator=gen) * 2 - 1) * amount
-    x = x * f[0]
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * f[1] + mean
-    grey = x.mean(dim=1, keepdim=True)
-    x = (x - grey) * f[2] + grey
-    return x.clamp(0, 255)
-
-
-def batch_input(x_u8: np.ndarray, spec: ModelSpec, augment: bool, gen: torch.Generator) -> torch.Tensor:
-    """uint8 NHWC -> normalised NCHW, augmented when asked."""
+def batch_input(x_u8: np.ndarray, spec: ModelSpec, augment: bool) -> torch.Tensor:
+    """uint8 NHWC -> normalised NCHW; when asked, colour jitter ±20 % and a random flip/rotation
+    (the training loop's own augmentations, :mod:`moleport.train.data`)."""
+    x = torch.from_numpy(np.ascontiguousarray(x_u8))
     if not augment:
-        return normalize_batch(np.ascontiguousarray(x_u8), spec)
+        return normalize_batch(x, spec)
     from moleport.train.data import augment as dihedral
+    from moleport.train.data import colour_jitter
 
-    x = torch.from_numpy(np.ascontiguousarray(x_u8)).permute(0, 3, 1, 2).float()
-    x = jitter(dihedral(x), gen)
-    return normalize_batch(x.permute(0, 2, 3, 1), spec)
-
-
-def freeze_prefix(model: nn.Module, k: int) -> None:
-    """Freeze ``model.features[:k]`` (no gradients; BatchNorm kept in eval mode by :func:`train_mode`)."""
-    for p in model.features[:k].parameters():
-        p.requires_grad_(False)
-
-
-def train_mode(model: nn.Module, k: int) -> None:
-    model.train()
-    if k:
-        model.features[:k].eval()
+    return dihedral(normalize_batch(colour_jitter(x, 0.2), spec))
 
 
 def sample_batch(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -109,21 +86,19 @@ def sample_batch(y: np.ndarray, batch_size: int, rng: np.random.Generator) -> np
 
 def train_budgeted(cfg: AblationConfig, x: np.ndarray, y: np.ndarray, spec: ModelSpec) -> tuple[nn.Module, list]:
     """Adam + BCE on one logit for ``cfg.budget_s`` seconds of wall clock; returns model and loss log."""
-    from moleport.models import build_model
+    from moleport.models import build_model, freeze_prefix, set_train_mode
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.weights)
-    freeze_prefix(model, cfg.freeze_blocks)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = torch.optim.Adam(freeze_prefix(model, cfg.freeze_blocks), lr=cfg.lr)
     loss_fn = nn.BCEWithLogitsLoss()
-    rng, gen = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
     log, t0, step = [], time.perf_counter(), 0
     cap = cfg.max_images if cfg.max_images is not None else float("inf")
     while time.perf_counter() - t0 < cfg.budget_s and step * cfg.batch_size < cap:
         idx = np.sort(sample_batch(y, cfg.batch_size, rng))
-        inp = batch_input(x[idx], spec, cfg.augment, gen)
-        train_mode(model, cfg.freeze_blocks)
+        inp = batch_input(x[idx], spec, cfg.augment)
+        set_train_mode(model, cfg.freeze_blocks)
         loss = loss_fn(model(inp).reshape(-1), torch.from_numpy(y[idx].astype(np.float32)))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -140,8 +115,8 @@ def train_budgeted(cfg: AblationConfig, x: np.ndarray, y: np.ndarray, spec: Mode
 @torch.no_grad()
 def predict(model: nn.Module, x: np.ndarray, spec: ModelSpec, batch: int = 64) -> np.ndarray:
     model.eval()
-    out = [torch.sigmoid(model(normalize_batch(np.ascontiguousarray(x[i:i + batch]), spec)).double().reshape(-1))
-           for i in range(0, len(x), batch)]
+    out = [melanoma_probability(model(normalize_batch(np.ascontiguousarray(x[i:i + batch]), spec)).double(),
+                                spec).reshape(-1) for i in range(0, len(x), batch)]
     return torch.cat(out).numpy()
 
 
@@ -154,7 +129,8 @@ def val_subset(y: np.ndarray, n_nevi: int, seed: int) -> np.ndarray:
 
 
 def load_sets(manifest_path: Path, external: Path, cfg: AblationConfig, cache: Path) -> dict:
-    """(items, pixels) for train / val subset / test / external, colour-normalised for ``d``."""
+    """(items, pixels) for train / val subset / test / external (canonical uint8; colour constancy, when the
+    variant has it, is the spec's and applied by ``normalize_batch``)."""
     from moleport.data.arrays import load_split
     from moleport.data.manifest import load_manifest
     from moleport.evaluate.dataset import EvalItem, load_pixels, open_eval_items
@@ -169,8 +145,6 @@ def load_sets(manifest_path: Path, external: Path, cfg: AblationConfig, cache: P
     sets["val"] = ([sets["val"][0][i] for i in keep], sets["val"][1][keep], sets["val"][2][keep])
     ext_items = open_eval_items(external)
     sets["external"] = (ext_items, load_pixels(ext_items, 224), np.array([it.y for it in ext_items]))
-    if cfg.color_constancy:
-        sets = {k: (it, shades_of_gray_batch(np.asarray(x)), y) for k, (it, x, y) in sets.items()}
     return sets
 
 
@@ -186,14 +160,14 @@ def run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_di
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     sets = load_sets(manifest_path, external, cfg, cache)
-    spec = ModelSpec(cfg.arch)
+    spec = ModelSpec(cfg.arch, color_constancy=cfg.color_constancy)
     model, log = train_budgeted(cfg, np.asarray(sets["train"][1]), sets["train"][2], spec)
     p = {k: predict(model, sets[k][1], spec) for k in ("val", "test", "external")}
     op = choose_operating_point(sets["val"][2], p["val"], cfg.target_sensitivity)
     spec = spec.replace(threshold=float(op["threshold"]))
     ckpt = save_checkpoint(out_dir / "checkpoint.pt", model, spec, manifest_sha256=load_manifest(manifest_path).sha256,
-                           history=log, run=asdict(cfg), extra={"color_constancy": cfg.color_constancy})
-    pred = Predictor(spec, "checkpoint", ckpt, runner=None, pixel_rule=cfg.color_constancy)
+                           history=log, run=asdict(cfg))
+    pred = Predictor(spec, "checkpoint", ckpt, runner=None)
     res = {}
     for name in ("test", "external"):
         items = sets[name][0]

@@ -36,7 +36,7 @@ def register(subparsers) -> None:
                     help="choose the threshold on the manifest's val split for this melanoma sensitivity (e.g. 0.95)")
     op.add_argument("--external", nargs="*", default=[], help="external data sources to report at that threshold")
     op.add_argument("--calibrate", action="store_true",
-                    help="also fit temperature scaling on val (report-only: not reproducible by the export path)")
+                    help="also fit temperature scaling on val; spec_with_threshold.json then carries it (exports reproduce it)")
     p.set_defaults(func=run)
 
 

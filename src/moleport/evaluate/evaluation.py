@@ -12,8 +12,7 @@ import numpy as np
 
 from moleport import metrics
 from moleport.evaluate.bootstrap import clinical_cis, group_ids
-from moleport.evaluate.calibration import reliability
-from moleport.evaluate.color_constancy import apply_named_rule
+from moleport.calibration import reliability
 from moleport.evaluate.dataset import EvalItem, labels_of, open_eval_items, source_pixels
 from moleport.evaluate.errors import EvaluationError
 from moleport.evaluate.predictors import Predictor, load_predictor
@@ -72,12 +71,12 @@ def write_json(path: Path, data: dict) -> Path:
 
 def predict_with(pred: Predictor, items: list[EvalItem], source: str | Path | None = None,
                  split: str | None = None) -> np.ndarray:
-    """P(melanoma) of ``items`` with the predictor's own preprocessing (size and pixel rule of its spec).
+    """P(melanoma) of ``items`` at the predictor's input size (colour constancy and temperature of its spec are
+    applied by the model: in-graph for artifacts, by ``normalize_batch`` for checkpoints).
 
     ``source``/``split``: when the items are a manifest split its canonical-pixel cache is used.
     """
     x = source_pixels(items, pred.spec.input_size, source, split)
-    x = apply_named_rule(pred.pixel_rule, x)
     return pred.predict(x)
 
 
@@ -88,8 +87,7 @@ def write_evaluation(out: str | Path, items: list[EvalItem], p: np.ndarray, pred
     result = summarize(labels_of(items), p, threshold, [it.lesion_id for it in items], n_boot, seed)
     result.update({
         "model": {"path": str(Path(pred.path).resolve()), "kind": pred.kind,
-                  "architecture": pred.spec.architecture, "spec": pred.spec.to_dict(),
-                  "pixel_rule": pred.pixel_rule},
+                  "architecture": pred.spec.architecture, "spec": pred.spec.to_dict()},
         "data": data, "threshold_source": threshold_source, **(extra or {}),
     })
     from moleport.evaluate.report import write_reports

@@ -3,11 +3,12 @@
 The threshold is picked on the manifest's ``val`` split only (never on test or external
 data), then reported on ``test`` and on external sources with bootstrap CIs.
 
-Temperature scaling (``calibrate=True``) is fitted on val too. ModelSpec has no temperature
-field and the exported graphs compute ``sigmoid(logit)``, so the export path cannot reproduce
-it: it is REPORT-ONLY (ECE before/after). The threshold is always stored on the raw,
-uncalibrated P(melanoma) — the value ``spec.threshold`` takes — and, because temperature
-scaling is monotone, gives the same decisions as the calibrated threshold.
+Temperature scaling (``calibrate=True``) is fitted on val too, on the model's own output. It
+goes into ``spec_with_threshold.json``: ``temperature`` becomes the model's temperature times the
+fitted one and ``threshold`` the same operating point on the calibrated probability, so an
+export of that spec (the graph divides the logit by the temperature) reproduces both. Temperature
+scaling is monotone: AUC and every decision stay as they were; only the probabilities (ECE) move.
+The evaluation folders report the model as it is (its current spec).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from moleport import metrics
-from moleport.evaluate.calibration import apply_temperature, fit_temperature, reliability
+from moleport.calibration import apply_temperature, fit_temperature, reliability
 from moleport.evaluate.dataset import labels_of, open_eval_items
 from moleport.evaluate.errors import EvaluationError
 from moleport.evaluate.evaluation import predict_with, write_evaluation, write_json
@@ -37,9 +38,8 @@ def choose_operating_point(y_val, p_val, target: float = 0.95, calibrate: bool =
     if calibrate:
         fit = fit_temperature(yv, p_val)
         pc = apply_temperature(p_val, fit["temperature"])
-        out["temperature"] = {**fit, "stored_in_spec": False,
-                              "why_report_only": "ModelSpec has no temperature field and exported graphs output "
-                                                 "sigmoid(logit); the export path cannot reproduce it",
+        out["temperature"] = {**fit, "stored_in_spec": "spec_with_threshold.json",
+                              "calibrated_threshold": float(apply_temperature([op["threshold"]], fit["temperature"])[0]),
                               "val_ece_before": reliability(yv, p_val)["ece"],
                               "val_ece_after": reliability(yv, pc)["ece"]}
     return out
@@ -67,7 +67,8 @@ def render_markdown(op: dict[str, Any], results: dict[str, dict]) -> str:
     lines += [_row(name, res) for name, res in results.items()]
     if op.get("temperature"):
         t = op["temperature"]
-        lines += ["", f"Temperature scaling (fitted on val, report-only, not in the spec): T = {t['temperature']:.3f}; "
+        lines += ["", f"Temperature scaling (fitted on val, stored in spec_with_threshold.json with the same operating "
+                      f"point {t['calibrated_threshold']:.4f} on the calibrated probability): T = {t['temperature']:.3f}; "
                       f"val ECE {t['val_ece_before']:.3f} -> {t['val_ece_after']:.3f}."]
         lines += [f"- {n}: ECE {r['calibrated']['ece_before']:.3f} -> {r['calibrated']['ece_after']:.3f}"
                   for n, r in results.items() if r.get("calibrated")]
@@ -93,7 +94,10 @@ def operating_point_report(model: str | Path, manifest: str | Path, out: str | P
                                threshold_source=f"val split, target sensitivity {target}")
         res["calibrated"] = _calibration_note(labels_of(items), p, op)
         results[name] = res
-    spec_path = pred.spec.replace(threshold=float(op["threshold"])).save(out_dir / "spec_with_threshold.json")
+    t = op.get("temperature")
+    chosen = (pred.spec.replace(threshold=t["calibrated_threshold"], temperature=pred.spec.temperature * t["temperature"])
+              if t else pred.spec.replace(threshold=float(op["threshold"])))
+    spec_path = chosen.save(out_dir / "spec_with_threshold.json")
     md = render_markdown(op, results)
     (out_dir / "operating_point.md").write_text(md + "\n", encoding="utf-8")
     summary = {"operating_point": op, "spec_with_threshold": str(spec_path),

@@ -36,8 +36,6 @@ class Predictor:
     kind: str  # "checkpoint" or the artifact format
     path: Path
     runner: object
-    #: post-resize pixel rule (e.g. ``shades-of-gray-p6-v1``) from the spec or the checkpoint's ``extra``
-    pixel_rule: str | None = None
 
     def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
         out = [self.runner.predict(np.ascontiguousarray(x[i:i + batch])) for i in range(0, len(x), batch)]
@@ -55,18 +53,7 @@ def check_spec(spec: ModelSpec, where: str) -> None:
     if declared and list(declared) != [spec.input_size, spec.input_size]:
         raise EvaluationError(f"{where}: spec input_size {spec.input_size} disagrees with its export_input "
                               f"size {declared}")
-    check_pixel_rule(getattr(spec, "color_constancy", None), where)
 
-
-def check_pixel_rule(rule: str | None, where: str) -> str | None:
-    """The colour-constancy rule name if the evaluate stage can reproduce it (None = no rule)."""
-    if rule in (None, "", "none"):
-        return None
-    from moleport.evaluate.color_constancy import PIXEL_RULES
-
-    if rule not in PIXEL_RULES:
-        raise EvaluationError(f"{where}: color_constancy {rule!r} is unknown (known: {sorted(PIXEL_RULES)})")
-    return rule
 
 
 def _checkpoint_predictor(path: Path, threads: int) -> Predictor:
@@ -79,9 +66,12 @@ def _checkpoint_predictor(path: Path, threads: int) -> Predictor:
         raise EvaluationError(str(exc)) from exc
     spec = loaded.spec
     check_spec(spec, str(path))
-    extra = loaded.meta.get("extra") or {}
-    rule = check_pixel_rule(getattr(spec, "color_constancy", None) or extra.get("color_constancy"), str(path))
-    return Predictor(spec, "checkpoint", path, TorchReferenceRunner(path, spec, threads=threads), rule)
+    legacy = (loaded.meta.get("extra") or {}).get("color_constancy")
+    if legacy and legacy != spec.color_constancy:
+        raise EvaluationError(f"{path}: trained with colour-constancy rule {legacy!r} recorded outside its ModelSpec "
+                              f"(an early ablation checkpoint); moleport no longer implements that rule, so it "
+                              f"cannot be evaluated as trained; retrain with the spec's color_constancy option")
+    return Predictor(spec, "checkpoint", path, TorchReferenceRunner(path, spec, threads=threads))
 
 
 def bundle_root(path: Path) -> Path:
@@ -124,7 +114,6 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     fmt, module = ARTIFACT_FORMATS[path.suffix.lower()]
     spec = _bundle_spec(path)
     check_spec(spec, str(path))
-    rule = check_pixel_rule(getattr(spec, "color_constancy", None), str(path))
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
@@ -137,7 +126,7 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     runners = mod.runners_for(bundle)
     if len(runners) != 1:
         raise EvaluationError(f"{path}: the {fmt} runner module offered {len(runners)} runners, expected 1")
-    return Predictor(spec, fmt, path, runners[0], rule)
+    return Predictor(spec, fmt, path, runners[0])
 
 
 def load_predictor(model: str | Path, threads: int = 2) -> Predictor:

@@ -71,6 +71,58 @@ def _metrics_section(metrics: Any) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+#: Where the pipeline puts the evaluation of the shipped artifact (see :func:`with_performance`).
+PERFORMANCE_HEADING = "## Clinical performance of the shipped artifact"
+PERFORMANCE_PENDING = ("Not evaluated yet. `make export` / `make ship` evaluate the artifact the apps ship, in its own "
+                       "runtime, on the test split and on any external data after parity, and fill in this section "
+                       "(`python -m moleport.pipeline --help`).")
+
+#: Targets of the shipped MobileNet (issue 8): (metric, data, bound) checked by :func:`performance_section`.
+TARGETS = (("auc", "in-distribution", 0.95), ("sensitivity", "in-distribution", 0.95),
+           ("specificity", "in-distribution", 0.72), ("auc", "external", 0.85))
+
+
+def _ci_cell(res: dict, key: str) -> str:
+    lo, hi = res.get(f"{key}_ci") or (None, None)
+    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
+    return f"{res[key]:.3f}{ci}" if res.get(key) is not None else "n/a"
+
+
+def performance_section(artifact: str, spec: ModelSpec, results: dict[str, dict], kinds: dict[str, str]) -> str:
+    """Markdown for the MODEL_CARD: ``results`` maps a data name to its ``evaluation.json`` contents and
+    ``kinds`` maps it to "in-distribution" or "external"."""
+    rows = [f"| {name} ({kinds[name]}) | {r['n']} ({r['counts']['melanoma']}/{r['counts']['nevus']}) | "
+            f"{_ci_cell(r, 'auc')} | {_ci_cell(r, 'sensitivity')} | {_ci_cell(r, 'specificity')} | {r['ece']:.3f} |"
+            for name, r in results.items()]
+    checks = []
+    for key, kind, bound in TARGETS:
+        for name, r in results.items():
+            if kinds[name] == kind and r.get(key) is not None:
+                lo = (r.get(f"{key}_ci") or [None])[0]
+                verdict = "met" if r[key] >= bound else "**not met**"
+                shown = "demonstrated (lower CI bound above it)" if lo is not None and lo >= bound else "not demonstrated"
+                checks.append(f"- {key} ≥ {bound} on {name}: {r[key]:.3f} — {verdict}; {shown}")
+    return "\n".join([
+        f"Artifact `{artifact}` run in its own runtime (moleport's parity runner), at the spec's threshold "
+        f"{spec.threshold:.4f} on P(melanoma) (chosen on the validation split for melanoma sensitivity ≥ 0.95; "
+        f"temperature {spec.temperature:.3f}; colour constancy {spec.color_constancy or 'none'}). Melanoma is the "
+        "positive class; 95 % percentile bootstrap intervals (1000 draws; lesion-grouped where lesion ids exist). "
+        "External data was never used for training or for choosing the threshold.", "",
+        "| data | n (melanoma/nevus) | AUC [95% CI] | sensitivity [95% CI] | specificity [95% CI] | ECE |",
+        "|---|---|---|---|---|---|", *rows, "",
+        "Against the targets (in-distribution AUC ≥ 0.95, sensitivity ≥ 0.95 with specificity ≥ 0.72; external "
+        "AUC ≥ 0.85):", *(checks or ["- no data to check"]), ""])
+
+
+def with_performance(card_text: str, section: str) -> str:
+    """The card with its performance section's body replaced by ``section``."""
+    head, sep, rest = card_text.partition(PERFORMANCE_HEADING + "\n")
+    if not sep:
+        raise ValueError("MODEL_CARD.md has no performance section heading")
+    _, nxt, tail = rest.partition("\n## ")
+    return f"{head}{sep}\n{section.strip()}\n{nxt}{tail}" if nxt else f"{head}{sep}\n{section.strip()}\n"
+
+
 def model_card(name: str, spec: ModelSpec, meta: dict[str, Any], files: list[dict], failures: list[dict]) -> str:
     """MODEL_CARD.md for a bundle."""
     artifacts = "\n".join(f"- `{f['path']}` — {f['format']} {f['precision']}, {f['bytes'] / 1e6:.1f} MB" for f in files)
@@ -85,7 +137,8 @@ not replace examination by a dermatologist; a low score does not rule out melano
 ## Model
 - Architecture: `{spec.architecture}` (reproduction of Orhan & Yavşan 2023), one sigmoid output.
 - Input (every artifact): RGB, {spec.input_size}x{spec.input_size}, float32 values 0–255, resized by
-  `{spec.resize_rule}`; normalisation (mean {list(spec.mean)}, std {list(spec.std)} on 0–1 values) happens inside the graph.
+  `{spec.resize_rule}`; colour constancy ({spec.color_constancy or 'none'}) and normalisation (mean {list(spec.mean)},
+  std {list(spec.std)} on 0–1 values) happen inside the graph, as does the temperature ({spec.temperature:.4g}).
 - Output: `[P({spec.labels[0]}), P({spec.labels[1]})]`. Decision threshold on P({spec.positive_class}): **{spec.threshold:g}**
   (Core ML's `classLabel` is an argmax at 0.5; use the probabilities and this threshold).
 - Source checkpoint epoch: {meta.get('epoch')}; split manifest sha256: `{meta.get('manifest_sha256')}`.
@@ -99,6 +152,10 @@ you trained on before distributing the model. The model weights are released und
 `clinical`: melanoma is the positive class (recall = melanoma sensitivity). `paper`: nevus is positive, as in the paper's Keras setup.
 
 {_metrics_section(meta.get('metrics'))}
+{PERFORMANCE_HEADING}
+
+{PERFORMANCE_PENDING}
+
 ## Known limits
 - The paper's dataset mixes two sources whose images differ in acquisition; a model can learn to
   recognise the **source** instead of the lesion, so reported accuracy may not transfer to new cameras or clinics.

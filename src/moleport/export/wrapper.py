@@ -1,8 +1,13 @@
 """One input contract for every exported artifact: raw RGB pixels in, two probabilities out.
 
 Apps hand the artifact the canonical 224x224 RGB image (:func:`moleport.preprocess.load_image`)
-as float32 values 0..255; the graph itself applies the spec's mean/std normalisation and
-turns the single logit into ``[P(labels[0]), P(labels[1])]`` (``[P(nevus), P(melanoma)]``).
+as float32 values 0..255; the graph itself applies the spec's colour constancy (if any) and
+mean/std normalisation, divides the single logit by the spec's temperature and turns it into
+``[P(labels[0]), P(labels[1])]`` (``[P(nevus), P(melanoma)]``).
+
+The in-graph colour constancy is written here on its own (not imported from
+:mod:`moleport.preprocess`), so the parity harness, whose PyTorch reference uses the
+preprocess implementation, compares two independent implementations of the rule.
 """
 from __future__ import annotations
 
@@ -18,6 +23,43 @@ OUTPUT_NAME = "probabilities"
 LAYOUTS = ("NHWC", "NCHW")
 
 
+def _pool_block(size: int) -> int:
+    """The divisor of ``size`` closest to its square root (1 when there is none above 1)."""
+    divisors = [b for b in range(2, size) if size % b == 0]
+    return min(divisors, key=lambda b: abs(b * b - size)) if divisors else 1
+
+
+class ShadesOfGray(nn.Module):
+    """In-graph ``shades-of-gray-p6`` on NCHW pixels scaled to 0..1.
+
+    Written with ops every target delegates (ExecuTorch's XNNPACK takes neither ``pow(x, 1/6)`` nor a
+    channel ``sum``): the 6th power as products, the 6th root as ``exp(log(m) / 6)``, and the sum of
+    squares over the 3 channels as a spatial mean of the N x 1 x 1 x 3 view, times 3.
+
+    The mean of x**6 over 224 x 224 pixels is taken in two levels (average pooling over blocks of
+    about sqrt(size) pixels, then the mean of the block means): a single fp32 global average pool
+    in XNNPACK was measured 2.9e-5 off the float64 value (relative), enough to move P(melanoma) by
+    3.6e-4 and fail the fp32 parity gate; two levels bring every runtime to ~2e-7.
+    """
+
+    def __init__(self, size: int, eps: float = 1e-6):
+        super().__init__()
+        self.block = _pool_block(size)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x2 = x * x
+        x6 = x2 * x2 * x2
+        if self.block > 1:
+            x6 = nn.functional.avg_pool2d(x6, self.block, self.block)
+        moment = torch.mean(x6, dim=(2, 3), keepdim=True)  # N x 3 x 1 x 1
+        illum = torch.exp(torch.log(moment + 1e-12) * (1.0 / 6.0))
+        sq = (illum * illum).reshape(-1, 1, 1, 3)
+        norm = torch.sqrt(torch.mean(sq, dim=(2, 3), keepdim=True) * 3.0)  # N x 1 x 1 x 1
+        gain = torch.clamp(norm, min=self.eps) / (torch.clamp(illum, min=self.eps) * 1.7320508075688772)
+        return torch.clamp(x * gain, 0.0, 1.0)
+
+
 class PixelClassifier(nn.Module):
     """``classifier`` (normalised NCHW -> N x 1 logit) behind raw-pixel normalisation and a 2-way softmax-like head."""
 
@@ -29,17 +71,26 @@ class PixelClassifier(nn.Module):
         self.layout = layout
         self.bgr = spec.color_order == "BGR"
         self.melanoma_first = spec.melanoma_index == 0
+        if spec.color_constancy not in (None, "shades-of-gray-p6"):
+            raise ValueError(f"colour constancy {spec.color_constancy!r} has no in-graph implementation")
+        self.constancy = ShadesOfGray(spec.input_size) if spec.color_constancy else None
+        self.inv_temperature = 1.0 / float(spec.temperature)
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-        # (x / 255 - mean) / std  ==  x * scale + shift
-        self.register_buffer("scale", 1.0 / (255.0 * std))
+        # (x / 255 - mean) / std  ==  x * scale + shift; with colour constancy x / 255 comes first
+        pre = 1.0 if self.constancy is not None else 255.0
+        self.register_buffer("scale", 1.0 / (pre * std))
         self.register_buffer("shift", -mean / std)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.permute(0, 3, 1, 2) if self.layout == "NHWC" else pixels
         if self.bgr:
             x = x.flip(1)
+        if self.constancy is not None:
+            x = self.constancy(x * (1.0 / 255.0))
         logit = self.classifier(x * self.scale + self.shift)
+        if self.inv_temperature != 1.0:
+            logit = logit * self.inv_temperature
         p = torch.sigmoid(logit)  # N x 1 = P(melanoma)
         pair = (p, 1.0 - p) if self.melanoma_first else (1.0 - p, p)
         return torch.cat(pair, dim=1)
@@ -66,6 +117,9 @@ def export_contract(spec: ModelSpec) -> dict[str, Any]:
         "size": [s, s],
         "resize_rule": spec.resize_rule,
         "normalization": "inside the graph: (x / 255 - mean) / std",
+        "color_constancy": (f"inside the graph: {spec.color_constancy} on x / 255, before mean/std"
+                            if spec.color_constancy else None),
+        "temperature": f"inside the graph: P = sigmoid(logit / {spec.temperature:g})",
         "layout": {"onnx": "NHWC", "tflite": "NHWC", "executorch": "NHWC", "coreml": "image (RGB pixel buffer)"},
         "shape": {"NHWC": [1, s, s, 3], "NCHW": [1, 3, s, s]},
         "int8_tflite": "int8 input/output tensors: q = round(x / scale) + zero_point (see manifest files[].input.quantization)",

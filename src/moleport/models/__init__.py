@@ -6,10 +6,12 @@ from moleport.models.registry import (
     ModelError,
     build_backbone,
     build_model,
+    freeze_prefix,
     get_architecture,
     read_state_dict,
     replace_head,
+    set_train_mode,
 )
 
-__all__ = ["ARCHITECTURES", "Architecture", "MobileNetV1", "ModelError", "build_backbone", "build_model",
+__all__ = ["ARCHITECTURES", "Architecture", "MobileNetV1", "ModelError", "build_backbone", "build_model", "freeze_prefix", "set_train_mode",
            "get_architecture", "keras_state_dict_to_moleport", "read_state_dict", "replace_head"]

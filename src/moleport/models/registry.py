@@ -158,3 +158,28 @@ def build_model(arch: str, weights: str | Path | None = None) -> nn.Module:
 def _fits(model: nn.Module, sd: dict[str, torch.Tensor]) -> bool:
     own = model.state_dict()
     return own.keys() == sd.keys() and all(own[k].shape == sd[k].shape for k in own)
+
+
+def freeze_prefix(model: nn.Module, blocks: int) -> list[nn.Parameter]:
+    """Freeze ``model.features[:blocks]`` (no gradients); returns the parameters left trainable.
+
+    Keep the frozen part's BatchNorm in eval mode while training with :func:`set_train_mode`.
+    """
+    if blocks <= 0:
+        return [p for p in model.parameters() if p.requires_grad]
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        raise ModelError(f"{type(model).__name__} has no 'features' block sequence to freeze a prefix of")
+    if blocks > len(features):
+        raise ModelError(f"cannot freeze {blocks} blocks: {type(model).__name__}.features has {len(features)}")
+    for p in features[:blocks].parameters():
+        p.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_train_mode(model: nn.Module, frozen_blocks: int = 0) -> nn.Module:
+    """``model.train()`` with the first ``frozen_blocks`` feature blocks (and their BatchNorm) in eval mode."""
+    model.train()
+    if frozen_blocks > 0:
+        model.features[:frozen_blocks].eval()
+    return model

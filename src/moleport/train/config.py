@@ -9,6 +9,7 @@ from typing import Any
 
 from moleport.models import ARCHITECTURES
 from moleport.paths import artifacts_dir
+from moleport.spec import COLOR_CONSTANCY_RULES
 
 RUNS_FILE = Path(__file__).with_name("runs.json")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -29,7 +30,11 @@ class RunConfig:
     lr: float
     weights: str | None = None  # None/"none", "imagenet" or a state_dict path
     schedule: str = "constant"  # constant (the paper), cosine or onecycle (per step)
-    augment: bool = False
+    augment: bool = False  # random flips / 90-degree rotations
+    jitter: float = 0.0  # per-image brightness/contrast/saturation factors in [1-jitter, 1+jitter]; 0 = off
+    freeze_blocks: int = 0  # model.features[:k] frozen (no gradients, eval-mode BatchNorm); 0 = train all
+    color_constancy: str | None = None  # ModelSpec.color_constancy of the trained model (e.g. shades-of-gray-p6)
+    calibrate: bool = False  # fit ModelSpec.temperature on val (NLL) before choosing the threshold
     early_stop_train_acc: float | None = 0.95  # the paper's rule; None disables it
     seed: int = 0
     input_size: int = 224
@@ -52,6 +57,13 @@ class RunConfig:
             raise ConfigError(f"run {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.early_stop_train_acc is not None and not 0 < self.early_stop_train_acc <= 1:
             raise ConfigError(f"run {self.name!r}: early_stop_train_acc must be in (0, 1] or null")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ConfigError(f"run {self.name!r}: jitter must be within [0, 1), got {self.jitter}")
+        if self.freeze_blocks < 0:
+            raise ConfigError(f"run {self.name!r}: freeze_blocks must be >= 0, got {self.freeze_blocks}")
+        if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:
+            raise ConfigError(f"run {self.name!r}: color_constancy must be null or one of {COLOR_CONSTANCY_RULES}, "
+                              f"got {self.color_constancy!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"run {self.name!r}: limit must be >= 1")
 

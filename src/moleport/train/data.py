@@ -54,6 +54,18 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return torch.where(r[2] < 0.5, x.transpose(2, 3), x)  # transpose: with the flips, all rotations
 
 
+def colour_jitter(x_u8: torch.Tensor, amount: float) -> torch.Tensor:
+    """uint8 NHWC -> float NHWC 0..255 with per-image brightness, contrast and saturation factors drawn
+    uniformly from [1 - amount, 1 + amount] (torch's global generator, on x's device)."""
+    x = x_u8.float()
+    f = 1.0 + (torch.rand(3, x.shape[0], 1, 1, 1, device=x.device) * 2.0 - 1.0) * amount
+    x = x * f[0]
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * f[1] + mean
+    grey = x.mean(dim=3, keepdim=True)
+    return ((x - grey) * f[2] + grey).clamp(0.0, 255.0)
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
     """Shuffled index batches, reproducible from (seed, epoch) so a resumed run sees the same order.
 

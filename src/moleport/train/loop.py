@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from moleport.data.manifest import Manifest, load_manifest
-from moleport.models import build_model
+from moleport.models import ModelError, build_model, freeze_prefix, set_train_mode
 from moleport.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from moleport.spec import ModelSpec
 from moleport.train.config import RunConfig
-from moleport.train.data import SplitTensors, augment, epoch_batches, load_tensors, predict_logits, to_input
+from moleport.train.data import (SplitTensors, augment, colour_jitter, epoch_batches, load_tensors, predict_logits,
+                                 to_input)
 
 
 class TrainError(RuntimeError):
@@ -86,7 +87,7 @@ def train_one_epoch(model: nn.Module, step_fn, opt: torch.optim.Optimizer, data:
     """One pass over the training split; returns (mean loss, accuracy at logit 0)."""
     from tqdm import tqdm
 
-    model.train()
+    set_train_mode(model, cfg.freeze_blocks)
     torch.manual_seed(cfg.seed * 7919 + state.epoch)  # dropout/augmentation reproducible on resume
     batches = epoch_batches(len(data), cfg.batch_size, cfg.seed, state.epoch)
     loss_sum = torch.zeros((), device=device)
@@ -94,7 +95,8 @@ def train_one_epoch(model: nn.Module, step_fn, opt: torch.optim.Optimizer, data:
     seen = 0
     for idx in tqdm(batches, desc=f"{cfg.name} epoch {state.epoch + 1}/{cfg.epochs}", unit="batch", leave=False):
         idx_dev = idx.to(data.x.device)
-        x = to_input(data.x[idx_dev], spec, device)
+        x_u8 = data.x[idx_dev]
+        x = to_input(colour_jitter(x_u8.to(device), cfg.jitter) if cfg.jitter else x_u8, spec, device)
         y = data.y[idx_dev].to(device, non_blocking=True)
         if cfg.augment:
             x = augment(x)
@@ -176,8 +178,12 @@ def _end_epoch(cfg: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, spe
 def _prepare(cfg: RunConfig, device: torch.device) -> tuple[nn.Module, torch.optim.Optimizer, ModelSpec]:
     seed_everything(cfg.seed)
     model = build_model(cfg.arch, cfg.weights).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    return model, opt, ModelSpec(cfg.arch, input_size=cfg.input_size)
+    try:
+        trainable = freeze_prefix(model, cfg.freeze_blocks)
+    except ModelError as exc:
+        raise TrainError(f"run {cfg.name!r}: {exc}") from exc
+    opt = torch.optim.Adam(trainable, lr=cfg.lr)
+    return model, opt, ModelSpec(cfg.arch, input_size=cfg.input_size, color_constancy=cfg.color_constancy)
 
 
 def train_run(cfg: RunConfig, manifest_path: Manifest | str | Path) -> Path:

@@ -13,6 +13,7 @@ import torch
 
 from moleport import metrics as M
 from moleport.models.checkpoint import save_checkpoint
+from moleport.preprocess import melanoma_probability
 from moleport.spec import ModelSpec
 from moleport.train.plots import plot_confusion, plot_curves, plot_roc
 
@@ -55,6 +56,23 @@ def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, target: float) -> dic
         return {"threshold": 0.5, "target_sensitivity": target, "chosen_on": "default", "note": str(exc)}
 
 
+def fit_spec_temperature(y_val: np.ndarray, logits_val: torch.Tensor) -> dict[str, Any] | None:
+    """Temperature fitted on VAL by NLL (:func:`moleport.calibration.fit_temperature`) with the ECE before and
+    after; ``None`` (with nothing changed) when val lacks one of the classes."""
+    from moleport.calibration import fit_temperature, reliability
+
+    p_raw = torch.sigmoid(logits_val).numpy()
+    try:
+        fit = fit_temperature(y_val, p_raw)
+    except ValueError as exc:
+        print(f"calibration skipped: {exc}", flush=True)
+        return None
+    t = float(min(max(fit["temperature"], 0.05), 20.0))
+    p_cal = torch.sigmoid(logits_val / t).numpy()
+    return {**fit, "temperature": t, "fitted_on": "val", "val_ece_before": reliability(y_val, p_raw)["ece"],
+            "val_ece_after": reliability(y_val, p_cal)["ece"]}
+
+
 def split_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
     return {"n": int(len(y)), "n_melanoma": int(y.sum()), "n_nevus": int(len(y) - y.sum()),
             "auc": M.roc(y, p)["auc"], "at_0.5": M.evaluate(y, p, 0.5),
@@ -67,8 +85,12 @@ def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device:
     from moleport.train.data import predict_logits
 
     run_dir = cfg.run_dir
-    probs = {s: torch.sigmoid(predict_logits(model, data[s], spec, device)).double().numpy() for s in ("val", "test")}
+    logits = {s: predict_logits(model, data[s], spec, device).double() for s in ("val", "test")}
     ys = {s: data[s].labels for s in ("val", "test")}
+    calibration = fit_spec_temperature(ys["val"], logits["val"]) if cfg.calibrate else None
+    if calibration is not None:
+        spec = spec.replace(temperature=calibration["temperature"])
+    probs = {s: melanoma_probability(logits[s], spec).numpy() for s in ("val", "test")}
     thr = choose_threshold(ys["val"], probs["val"], cfg.target_sensitivity)
     spec = spec.replace(threshold=float(thr["threshold"]))
     result = {
@@ -76,13 +98,14 @@ def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device:
         "manifest_sha256": manifest_sha, "labels": LABEL_NAMES,
         "conventions": {"clinical": "melanoma is the positive class", "paper": "nevus is the positive class"},
         "best_epoch": state.best_epoch, "best_by": "validation accuracy", "epochs_run": state.epoch,
-        "stopped_early": state.stopped_early, **timing, "threshold": thr,
+        "stopped_early": state.stopped_early, **timing, "threshold": thr, "calibration": calibration,
+        "spec": spec.to_dict(),
         "val": split_metrics(ys["val"], probs["val"], spec.threshold),
         "test": split_metrics(ys["test"], probs["test"], spec.threshold),
         "config": cfg.to_dict(),
     }
     save_checkpoint(run_dir / "checkpoint.pt", model, spec, manifest_sha256=manifest_sha,
-                    metrics=_nan_to_none({k: result[k] for k in ("val", "test", "threshold")}), history=state.history,
+                    metrics=_nan_to_none({k: result[k] for k in ("val", "test", "threshold", "calibration")}), history=state.history,
                     epoch=state.best_epoch, run=cfg.to_dict(),
                     extra={"epochs_run": state.epoch, "stopped_early": state.stopped_early, **timing})
     write_json(run_dir / "metrics.json", result)

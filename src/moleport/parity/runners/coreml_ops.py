@@ -285,6 +285,12 @@ def rsqrt(x, epsilon=1e-12):
     return 1.0 / np.sqrt(_f(x) + _f(epsilon))
 
 
+def log(x, epsilon=1e-45):
+    """MIL ``log``: natural log of ``x + epsilon``."""
+    with np.errstate(divide="ignore"):
+        return np.log(_f(x) + _f(epsilon))
+
+
 def cast(x, dtype):
     if str(dtype) not in CAST_DTYPES:
         raise UnsupportedOpError(f"cast to dtype {dtype!r}")
@@ -376,7 +382,7 @@ OPS: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "sigmoid": _unary(_sigmoid), "tanh": _unary(np.tanh), "exp": _unary(np.exp),
     "sqrt": _unary(np.sqrt), "abs": _unary(np.abs), "square": _unary(np.square),
     "identity": _unary(lambda x: x),
-    "clip": clip, "leaky_relu": leaky_relu, "softmax": softmax, "rsqrt": rsqrt, "cast": cast,
+    "clip": clip, "leaky_relu": leaky_relu, "softmax": softmax, "rsqrt": rsqrt, "log": log, "cast": cast,
     "add": _binary(np.add), "sub": _binary(np.subtract), "mul": _binary(np.multiply),
     "real_div": _binary(np.divide), "maximum": _binary(np.maximum),
     "minimum": _binary(np.minimum), "pow": _binary(np.power),

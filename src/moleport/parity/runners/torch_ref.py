@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from moleport.parity.runners.base import Runner, RunnerError
-from moleport.preprocess import normalize_batch
+from moleport.preprocess import melanoma_probability, normalize_batch
 from moleport.spec import ModelSpec
 
 RUNTIME = "torch"
@@ -52,7 +52,7 @@ class TorchReferenceRunner(Runner):
             out = []
             for i in range(0, len(x), self.batch_size):
                 logits = self.model(normalize_batch(np.array(x[i:i + self.batch_size]), self.spec))
-                out.append(torch.sigmoid(logits.double().reshape(-1)).numpy())
+                out.append(melanoma_probability(logits.double().reshape(-1), self.spec).numpy())
         finally:
             torch.set_num_threads(old)
         return np.concatenate(out) if out else np.zeros(0)
@@ -60,6 +60,7 @@ class TorchReferenceRunner(Runner):
 
 def _contract(spec: ModelSpec) -> dict[str, Any]:
     """The fields that change what a model computes from pixels."""
-    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "threshold")
+    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "threshold", "color_constancy",
+            "temperature")
     d = spec.to_dict()
     return {k: d[k] for k in keys}

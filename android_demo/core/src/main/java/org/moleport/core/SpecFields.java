@@ -57,6 +57,16 @@ final class SpecFields {
         return d;
     }
 
+    /** The string at {@code key}, or null when the key is absent or JSON null. */
+    String optionalString(String key) {
+        return map.get(key) == null ? null : string(key);
+    }
+
+    /** The number at {@code key}, or {@code fallback} when the key is absent or JSON null. */
+    double numberOr(String key, double fallback) {
+        return map.get(key) == null ? fallback : number(key);
+    }
+
     int integer(String key) {
         double d = number(key);
         if (d != Math.rint(d) || Math.abs(d) > Integer.MAX_VALUE) {

@@ -76,6 +76,25 @@ public class SpecTest {
     }
 
     @Test
+    public void inGraphOptionsAreReadAndUnknownRulesRejected() {
+        String base = "[\"nevus\", \"melanoma\"]";
+        ModelSpec plain = ModelSpec.parse(TestImages.specJson(base, "0.5", ""), "spec.json");
+        assertEquals(null, plain.colorConstancy());
+        assertEquals(1.0, plain.temperature(), 0.0);
+        ModelSpec sog = ModelSpec.parse(TestImages.specJson(base, "0.5",
+                ",\n  \"color_constancy\": \"shades-of-gray-p6\",\n  \"temperature\": 1.25"), "spec.json");
+        assertEquals("shades-of-gray-p6", sog.colorConstancy());
+        assertEquals(1.25, sog.temperature(), 0.0);
+        assertEquals(null, ModelSpec.parse(TestImages.specJson(base, "0.5", ",\n  \"color_constancy\": null"),
+                "spec.json").colorConstancy());
+        assertRejected(TestImages.specJson(base, "0.5", ",\n  \"color_constancy\": \"grey-world\""),
+                "color_constancy \"grey-world\" is not a rule the exported graph implements");
+        assertRejected(TestImages.specJson(base, "0.5", ",\n  \"temperature\": 0"), "temperature must be within");
+        assertRejected(TestImages.specJson(base, "0.5", ",\n  \"temperature\": \"hot\""),
+                "'temperature' must be a number");
+    }
+
+    @Test
     public void malformedJsonIsRejected() {
         assertRejected("{\"architecture\": ", "not valid JSON");
         assertRejected("[1, 2]", "must be an object");
