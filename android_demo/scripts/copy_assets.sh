@@ -40,9 +40,11 @@ if "fp32" not in tflite:
     sys.exit(f"{bundle}/manifest.json lists no fp32 tflite model (found: {sorted(map(str, tflite))})")
 parity_path = bundle / "parity.json"
 rejected = set()
-if parity_path.is_file():  # ship only what parity approved
-    rows = json.loads(parity_path.read_text(encoding="utf-8")).get("rows", [])
-    rejected = {r.get("artifact") for r in rows if not r.get("is_reference") and not r.get("passed")}
+if parity_path.is_file():  # ship only what parity approved (its per-artifact verdicts)
+    verdicts = json.loads(parity_path.read_text(encoding="utf-8")).get("artifacts")
+    if not isinstance(verdicts, dict):
+        sys.exit(f"{parity_path}: no per-artifact verdicts ('artifacts'); re-run 'moleport parity' on the bundle")
+    rejected = {path for path, v in verdicts.items() if not v.get("passed")}
 for precision in ("fp32", "int8"):
     entry = tflite.get(precision)
     if entry is None:

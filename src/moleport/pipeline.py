@@ -80,13 +80,8 @@ REQUIRED_PRECISIONS = ("fp32", "fp16")
 
 
 def parity_verdicts(parity: dict | None) -> dict[str, bool]:
-    """artifact path -> passed (every runtime row of it passed); the reference row is skipped."""
-    out: dict[str, bool] = {}
-    for row in (parity or {}).get("rows", []):
-        if row.get("is_reference"):
-            continue
-        out[row["artifact"]] = out.get(row["artifact"], True) and bool(row.get("passed"))
-    return out
+    """artifact path -> passed, from parity.json's per-artifact verdicts (every runtime row of it passed)."""
+    return {path: bool(v["passed"]) for path, v in (parity or {}).get("artifacts", {}).items()}
 
 
 def summarize(man: dict, parity: dict | None) -> str:

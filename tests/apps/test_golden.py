@@ -137,6 +137,30 @@ def test_copy_assets(tmp_path, tiny_bundle):
     assert (dest / "model_fp32.tflite").read_bytes() == (tiny_bundle / "tiny_fp32.tflite").read_bytes()
 
 
+def test_copy_assets_ships_only_what_parity_approved(tmp_path, tiny_bundle):
+    """parity.json's per-artifact verdicts decide: a rejected int8 is skipped, a failed fp32 stops the copy."""
+    dest = tmp_path / "assets" / "model"
+    env = dict(os.environ, ASSETS_DIR=str(dest))
+    judged = tmp_path / "judged"
+    shutil.copytree(tiny_bundle, judged)
+    verdicts = {"tiny_fp32.tflite": {"passed": True}, "tiny_int8.tflite": {"passed": False}}
+    (judged / "parity.json").write_text(json.dumps({"artifacts": verdicts}))
+    run = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "skipping tiny_int8.tflite: it failed its parity gates" in run.stdout
+    assert sorted(p.name for p in dest.iterdir()) == ["labels.txt", "model_fp32.tflite", "spec.json"]
+    verdicts["tiny_fp32.tflite"]["passed"] = False
+    (judged / "parity.json").write_text(json.dumps({"artifacts": verdicts}))
+    bad = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "failed parity; not bundling it" in bad.stderr
+    (judged / "parity.json").write_text(json.dumps({"rows": []}))  # an old report without verdicts: refuse clearly
+    old = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert old.returncode != 0 and "no per-artifact verdicts" in old.stderr
+
+
 def _can_get_javac() -> bool:
     if shutil.which("javac") and Path("/usr/share/java/junit4.jar").is_file():
         return True

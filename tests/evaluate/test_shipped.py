@@ -49,7 +49,7 @@ def test_evaluate_shipped_fills_the_model_card(sog_bundle, tmp_path):
     card = (res.out_dir / "MODEL_CARD.md").read_text()
     assert PERFORMANCE_HEADING in card and PERFORMANCE_PENDING in card
     assert shipped_artifact(res.manifest, None) == "onnx/model_fp32.onnx"
-    failed_parity = {"rows": [{"artifact": "onnx/model_fp32.onnx", "passed": False}]}
+    failed_parity = {"artifacts": {"onnx/model_fp32.onnx": {"passed": False}}}
     assert shipped_artifact(res.manifest, failed_parity) is None  # what failed parity is never evaluated as shipped
     assert evaluate_shipped(res.out_dir, res.manifest, failed_parity, None, (tmp_path,)) is None
     ext = make_imagefolder(tmp_path / "external-set", n_per_class=4)

@@ -43,7 +43,10 @@ def test_pristine_onnx_reproduces_the_reference(trained_bundle, bundle_copy):
     assert onnx_row["latency_ms"] > 0 and onnx_row["info"]["threads"] == 1
     for name in ("parity.json", "parity.md", "parity.html", "parity_predictions.npz"):
         assert (bundle_copy / name).is_file()
-    assert json.loads((bundle_copy / "parity.json").read_text())["passed"] is True
+    written = json.loads((bundle_copy / "parity.json").read_text())
+    assert written["passed"] is True
+    assert written["artifacts"]["model_fp32.onnx"] == {"passed": True, "runtimes": {"onnxruntime": True},
+                                                        "precision": "fp32", "format": "onnx"}
 
 
 @pytest.mark.parametrize("kind", ["channel_swap", "double_normalisation", "perturbed_weight"])
@@ -63,6 +66,7 @@ def test_broken_onnx_exports_fail_the_fp32_gate(trained_bundle, bundle_copy, kin
     assert bad["status"] == "ok" and not bad["passed"]
     assert bad["max_abs_dp"] > 1e-4
     assert any(dst.name in v and "max |Δp|" in v for v in payload["violations"])
+    assert payload["artifacts"][dst.name]["passed"] is False and payload["artifacts"]["model_fp32.onnx"]["passed"]
 
 
 @pytest.mark.parametrize("fmt,runtime,name", [("onnx", "onnxruntime", "cut.onnx"), ("tflite", "litert", "cut.tflite")])

@@ -31,6 +31,17 @@ if (!tflite.some((f) => f.precision === 'fp32')) {
   fail(`${bundle}/manifest.json lists no fp32 tflite file (tflite entries: ${JSON.stringify(tflite.map((f) => f.precision))})`);
 }
 const spec = JSON.parse(readFileSync(join(bundle, 'spec.json'), 'utf8'));
+// Ship only what parity approved: parity.json's per-artifact verdicts (when the bundle has been judged).
+let rejected = new Set();
+if (existsSync(join(bundle, 'parity.json'))) {
+  const verdicts = JSON.parse(readFileSync(join(bundle, 'parity.json'), 'utf8')).artifacts;
+  if (!verdicts || typeof verdicts !== 'object') {
+    fail(`${bundle}/parity.json has no per-artifact verdicts ("artifacts"); re-run \`moleport parity\` on the bundle`);
+  }
+  rejected = new Set(Object.entries(verdicts).filter(([, v]) => !v.passed).map(([path]) => path));
+}
+const fp32 = tflite.find((f) => f.precision === 'fp32');
+if (rejected.has(fp32.path)) fail(`${bundle}/parity.json: the fp32 model ${fp32.path} failed parity; not building the page`);
 
 // --- public/model/ -------------------------------------------------------------------------
 const modelDir = join(WEB, 'public', 'model');
@@ -38,6 +49,10 @@ rmSync(modelDir, { recursive: true, force: true });
 mkdirSync(modelDir, { recursive: true });
 const models = [];
 for (const f of tflite) {
+  if (rejected.has(f.path)) {
+    console.log(`build: skipping ${f.path}: it failed its parity gates (see ${join(bundle, 'parity.json')})`);
+    continue;
+  }
   const src = join(bundle, f.path);
   if (!existsSync(src)) fail(`${src}: listed in manifest.json but missing`);
   const data = readFileSync(src);

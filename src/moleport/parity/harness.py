@@ -154,12 +154,25 @@ def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, ga
 
 
 def tally(payload: dict[str, Any]) -> dict[str, Any]:
-    """(Re)compute ``violations`` and ``passed`` from the bundle problems and every row."""
+    """(Re)compute ``violations``, ``passed`` and the per-artifact verdicts from the bundle problems and every row.
+
+    ``artifacts`` maps each judged artifact path to ``{"passed", "runtimes", "precision", "format"}``: an artifact
+    passes only when every runtime that ran it passed. Packagers (android_demo/scripts/copy_assets.sh,
+    web_demo/scripts/build.mjs, the pipeline summary) read this map and ship only what passed.
+    """
     violations = list(payload.get("problems", []))
+    verdicts: dict[str, dict[str, Any]] = {}
     for row in payload["rows"]:
         violations.extend(row.get("violations", []))
+        if row.get("is_reference"):
+            continue
+        v = verdicts.setdefault(row["artifact"], {"passed": True, "runtimes": {}, "precision": row.get("precision"),
+                                                  "format": row.get("format")})
+        v["runtimes"][row["runtime"]] = bool(row.get("passed"))
+        v["passed"] = v["passed"] and bool(row.get("passed"))
     payload["violations"] = violations
     payload["passed"] = not violations
+    payload["artifacts"] = verdicts
     return payload
 
 
