@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moleport.jsonio import read_json_object
+
 SPLITS = ("train", "val", "test")
 LABELS = ("melanoma", "nevus")
 
@@ -100,14 +102,7 @@ def _item(d: dict[str, Any], where: str) -> Item:
 
 def load_manifest(path: str | Path) -> Manifest:
     p = Path(path)
-    if not p.is_file():
-        raise ManifestError(f"{p}: split manifest not found")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"{p}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
-        raise ManifestError(f"{p}: expected an object with an 'items' list")
+    data = read_json_object(p, ManifestError, "split manifest", list_key="items")
     items = tuple(_item(d, f"{p} item {i}") for i, d in enumerate(data["items"]))
     m = Manifest(items=items, seed=int(data.get("seed", 0)), source=data.get("source", {}),
                  ratios=tuple(data.get("ratios", (0.6, 0.2, 0.2))), version=int(data.get("version", 1)))

@@ -7,7 +7,6 @@ against what :mod:`moleport.preprocess` can reproduce.
 from __future__ import annotations
 
 import importlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -15,6 +14,7 @@ from types import MappingProxyType
 import numpy as np
 
 from moleport.evaluate.errors import EvaluationError
+from moleport.jsonio import read_json_object
 from moleport.spec import LABELS, RESIZE_RULE, ModelSpec, SpecError
 
 #: artifact suffix -> (manifest format, runner module)
@@ -98,7 +98,7 @@ def _artifact_entry(path: Path, fmt: str):
 
     root = bundle_root(path)
     mpath = root / "manifest.json"
-    entries = json.loads(mpath.read_text(encoding="utf-8")).get("files", []) if mpath.is_file() else []
+    entries = read_json_object(mpath, EvaluationError, "bundle manifest").get("files", []) if mpath.is_file() else []
     for e in entries:
         if (root / str(e.get("path", ""))).resolve() == path.resolve():
             return ArtifactFile(path=path.resolve(), rel=str(e["path"]), format=e.get("format", fmt),

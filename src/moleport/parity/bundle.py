@@ -5,13 +5,13 @@ sha256 and size, and resolves the source checkpoint and split manifest paths.
 """
 from __future__ import annotations
 
-import hashlib
 import dataclasses
-import json
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moleport.jsonio import read_json_object
 from moleport.paths import REPO_ROOT
 from moleport.spec import ModelSpec, SpecError
 
@@ -126,12 +126,7 @@ def load_bundle(bundle_dir: str | Path) -> Bundle:
     mpath = root / "manifest.json"
     if not mpath.is_file():
         raise BundleError(f"{root}: not an export bundle (manifest.json not found)")
-    try:
-        data = json.loads(mpath.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{mpath}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise BundleError(f"{mpath}: expected an object with a 'files' list")
+    data = read_json_object(mpath, BundleError, "bundle manifest", list_key="files")
     files = tuple(_artifact(e, root, f"{mpath} files[{i}]") for i, e in enumerate(data["files"]))
     return Bundle(root=root, manifest=data, spec=_spec(data, root), files=files,
                   checkpoint=_resolve(data.get("checkpoint") or data.get("source_checkpoint"), root),

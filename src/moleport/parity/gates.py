@@ -7,11 +7,12 @@ the .tflite they load). A row whose artifact failed to load or run is always a v
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from moleport.jsonio import read_json_object
 
 
 class GatesError(ValueError):
@@ -56,14 +57,7 @@ class Gates:
 
     @classmethod
     def load(cls, path: str | Path) -> "Gates":
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise GatesError(f"{p}: cannot read gates JSON ({exc})") from exc
-        if not isinstance(data, dict):
-            raise GatesError(f"{p}: gates JSON must be an object")
-        return cls.from_mapping(data)
+        return cls.from_mapping(read_json_object(path, GatesError, "gates JSON"))
 
     def max_flips(self, precision: str, n: int) -> int | None:
         """Largest number of label flips allowed for ``n`` images (None: no flip gate for the precision)."""
