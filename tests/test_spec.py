@@ -41,3 +41,17 @@ def test_bad_json_and_missing_file(tmp_path):
         ModelSpec.load(tmp_path / "none.json")
     with pytest.raises(SpecError, match="threshold"):
         ModelSpec.from_json(json.dumps({"architecture": "m", "threshold": 2}))
+
+
+def test_colour_constancy_and_temperature_round_trip_and_validate(tmp_path):
+    s = ModelSpec("mobilenet", color_constancy="shades-of-gray-p6", temperature=1.7, threshold=0.2)
+    assert ModelSpec.load(s.save(tmp_path / "s.json")) == s
+    old = ModelSpec("mobilenet").to_dict()
+    del old["color_constancy"], old["temperature"]  # a spec written before the fields existed still loads
+    loaded = ModelSpec.from_dict(old)
+    assert loaded.color_constancy is None and loaded.temperature == 1.0
+    with pytest.raises(SpecError, match="color_constancy"):
+        ModelSpec("mobilenet", color_constancy="grey-world")
+    for bad in (0.0, -1.0, 1e6, "2"):
+        with pytest.raises(SpecError, match="temperature"):
+            ModelSpec("mobilenet", temperature=bad)

@@ -30,6 +30,23 @@ def test_cli_trains_from_a_manifest_file(tmp_path, tiny_manifest, monkeypatch):
     assert m["epochs_run"] == 1 and m["config"]["device"] == "cpu" and not m["paper_run"]
 
 
+def test_cli_flags_override_the_spec_options_of_a_profile(tmp_path):
+    from moleport.train.cli import _overrides
+    from moleport.train.config import get_run
+
+    ship = get_run("ship")
+    assert ship.color_constancy == "shades-of-gray-p6" and ship.calibrate and ship.freeze_blocks == 10
+    args = _parse(["--run", "ship", "--data", "x", "--color-constancy", "none", "--no-calibrate", "--jitter", "0",
+                   "--freeze-blocks", "4", "--target-sensitivity", "0.97"])
+    cfg = _overrides(args, ship, tmp_path)
+    assert (cfg.color_constancy, cfg.calibrate, cfg.jitter, cfg.freeze_blocks, cfg.target_sensitivity) == \
+        (None, False, 0.0, 4, 0.97)
+    untouched = _overrides(_parse(["--run", "ship", "--data", "x"]), ship, tmp_path)
+    assert untouched.replace(out_dir=None, device="auto") == ship.replace(out_dir=None, device="auto")
+    with pytest.raises(SystemExit):
+        _parse(["--run", "ship", "--data", "x", "--color-constancy", "retinex"])
+
+
 def test_cli_errors_are_clean(tmp_path, capsys):
     args = _parse(["--run", "nope", "--data", str(tmp_path / "missing.json")])
     assert args.func(args) == 1

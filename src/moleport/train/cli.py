@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from moleport.paths import artifacts_dir
+from moleport.spec import COLOR_CONSTANCY_RULES
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -25,6 +26,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
     p.add_argument("--augment", action="store_true", help="random flips and 90-degree rotations")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    p.add_argument("--jitter", type=float, help="colour jitter amount (brightness/contrast/saturation ±x)")
+    p.add_argument("--freeze-blocks", dest="freeze_blocks", type=int, help="freeze model.features[:N]")
+    p.add_argument("--color-constancy", dest="color_constancy", choices=["none", *COLOR_CONSTANCY_RULES],
+                   help="ModelSpec colour constancy (exports reproduce it in-graph); 'none' turns a profile's off")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="fit the spec's temperature on val before choosing the threshold")
+    p.add_argument("--target-sensitivity", dest="target_sensitivity", type=float,
+                   help="melanoma sensitivity the val threshold is chosen for (default: the run's, 0.95)")
     p.set_defaults(func=main)
     return p
 
@@ -48,9 +57,11 @@ def resolve_manifest(data: str, out: Path):
 def _overrides(args: argparse.Namespace, cfg, out: Path):
     changes = {"out_dir": out / cfg.name, "device": args.device, "resume": args.resume,
                "augment": args.augment or cfg.augment, "compile": args.compile}
-    for key in ("epochs", "limit", "weights", "seed"):
-        if getattr(args, key) is not None:
+    for key in ("epochs", "limit", "weights", "seed", "jitter", "freeze_blocks", "calibrate", "target_sensitivity"):
+        if getattr(args, key, None) is not None:
             changes[key] = getattr(args, key)
+    if getattr(args, "color_constancy", None) is not None:
+        changes["color_constancy"] = None if args.color_constancy == "none" else args.color_constancy
     return cfg.replace(**changes)
 
 

@@ -57,6 +57,8 @@ class RunConfig:
             raise ConfigError(f"run {self.name!r}: schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.early_stop_train_acc is not None and not 0 < self.early_stop_train_acc <= 1:
             raise ConfigError(f"run {self.name!r}: early_stop_train_acc must be in (0, 1] or null")
+        if not 0.0 < self.target_sensitivity < 1.0:
+            raise ConfigError(f"run {self.name!r}: target_sensitivity must be within (0, 1), got {self.target_sensitivity}")
         if not 0.0 <= self.jitter < 1.0:
             raise ConfigError(f"run {self.name!r}: jitter must be within [0, 1), got {self.jitter}")
         if self.freeze_blocks < 0:
