@@ -29,6 +29,7 @@ class PipelineConfig:
     data: Path | None = None
     manifest: Path | None = None
     profile: str = "quick"
+    epochs: int | None = None  # override the profile's epochs
     parity: bool = True
     limit: int | None = None
     externals: tuple[Path, ...] = ()  # evaluation-only data sources (never trained or tuned on)
@@ -68,6 +69,8 @@ def train_checkpoint(cfg: PipelineConfig, manifest: Path, root: Path) -> Path:
     from moleport.train.loop import train_run
 
     run = dataclasses.replace(get_run(cfg.profile), out_dir=root / "train" / f"{cfg.profile}-{cfg.name}")
+    if cfg.epochs is not None:
+        run = run.replace(epochs=cfg.epochs)
     t = _step(f"training '{cfg.profile}' profile ({run.arch}, {run.epochs} epochs, batch {run.batch_size}, lr {run.lr})")
     run_dir = train_run(run, manifest)
     print(f"    {run_dir} ({time.perf_counter() - t:.1f} s)")
@@ -202,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, help="data source (folder) for the split manifest")
     ap.add_argument("--manifest", type=Path, help="an existing split manifest")
     ap.add_argument("--profile", default="quick", help="training profile/run name (default: quick)")
+    ap.add_argument("--epochs", type=int, help="override the profile's epochs")
     ap.add_argument("--no-parity", dest="parity", action="store_false")
     ap.add_argument("--limit", type=int, help="parity on the first N test images only")
     ap.add_argument("--external", type=Path, action="append", default=[],
@@ -212,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
     cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest,
-                         profile=a.profile, parity=a.parity, limit=a.limit, externals=tuple(a.external),
+                         profile=a.profile, epochs=a.epochs, parity=a.parity, limit=a.limit, externals=tuple(a.external),
                          n_boot=a.bootstrap)
     return run_pipeline(cfg)
 

@@ -42,16 +42,17 @@ def tool_versions() -> dict[str, str | None]:
     return out
 
 
-def _evaluations(metrics: Any, prefix: str = "") -> list[tuple[str, dict]]:
-    """(name, evaluate() dict) pairs found in checkpoint metrics, at most one level deep."""
+def _evaluations(metrics: Any, prefix: str = "", depth: int = 0) -> list[tuple[str, dict]]:
+    """(name, evaluate() dict) pairs found in checkpoint metrics, at most two levels deep (a training run
+    stores ``{split: {"at_0.5": ..., "at_threshold": ...}}``; the names read "test at_threshold")."""
     if not isinstance(metrics, dict):
         return []
     if "clinical" in metrics and "paper" in metrics:
         return [(prefix or "metrics", metrics)]
     found: list[tuple[str, dict]] = []
-    if not prefix:
+    if depth < 2:
         for key, value in metrics.items():
-            found += _evaluations(value, str(key))
+            found += _evaluations(value, f"{prefix} {key}".strip(), depth + 1)
     return found
 
 
@@ -145,7 +146,7 @@ not replace examination by a dermatologist; a low score does not rule out melano
 
 ## Training data and licence
 Trained on the split recorded by the manifest hash above — melanoma and nevus images (HAM10000-style
-dermatoscopic data, CC BY-NC 4.0 for HAM10000; synthetic images in tests). Check the licence of the data
+dermatoscopic data, CC BY-NC-SA 4.0 for HAM10000; synthetic images in tests). Check the licence of the data
 you trained on before distributing the model. The model weights are released under Apache-2.0.
 
 ## Metrics (from the checkpoint; both conventions)

@@ -1,0 +1,41 @@
+"""MODEL_CARD.md pieces: metrics of a training run's checkpoint, and the shipped artifact's performance section."""
+from moleport import metrics as M
+from moleport.export import card
+from moleport.spec import ModelSpec
+
+
+def _eval(y, p, t):
+    return M.evaluate(y, p, t)
+
+
+def test_metrics_of_a_training_run_are_found_two_levels_deep():
+    y, p = [1, 1, 0, 0, 0], [0.9, 0.4, 0.3, 0.2, 0.6]
+    run = {"test": {"n": 5, "auc": 0.83, "at_0.5": _eval(y, p, 0.5), "at_threshold": _eval(y, p, 0.35)},
+           "threshold": {"threshold": 0.35}}
+    text = card._metrics_section(run)
+    assert "| test at_threshold | clinical (melanoma positive) |" in text
+    assert "| test at_0.5 | paper (nevus positive) |" in text
+    assert "carries no evaluation metrics" in card._metrics_section({"threshold": {"threshold": 0.3}})
+
+
+def _result(auc, lo, sens, spec, n=(10, 20)):
+    return {"n": sum(n), "counts": {"melanoma": n[0], "nevus": n[1]}, "auc": auc, "auc_ci": [lo, auc + 0.01],
+            "sensitivity": sens, "sensitivity_ci": [sens - 0.05, sens + 0.02], "specificity": spec,
+            "specificity_ci": [spec - 0.05, spec + 0.02], "ece": 0.05}
+
+
+def test_performance_section_checks_the_targets_and_replaces_the_placeholder():
+    spec = ModelSpec("mobilenet", threshold=0.1, temperature=1.2, color_constancy="shades-of-gray-p6")
+    results = {"test": _result(0.96, 0.955, 0.97, 0.80), "ext": _result(0.80, 0.75, 0.8, 0.5)}
+    section = card.performance_section("tflite/model_fp32.tflite", spec, results,
+                                       {"test": "in-distribution", "ext": "external"})
+    assert "| test (in-distribution) | 30 (10/20) | 0.960 [0.955, 0.970] |" in section
+    assert "auc ≥ 0.95 on test: 0.960 — met; demonstrated" in section
+    assert "sensitivity ≥ 0.95 on test: 0.970 — met; not demonstrated" in section  # lower bound 0.92
+    assert "auc ≥ 0.85 on ext: 0.800 — **not met**" in section
+    text = card.model_card("b", spec, {}, [], [])
+    assert card.PERFORMANCE_PENDING in text
+    filled = card.with_performance(text, section)
+    assert card.PERFORMANCE_PENDING not in filled and section.strip() in filled
+    assert filled.index(card.PERFORMANCE_HEADING) < filled.index("## Known limits")
+    assert card.with_performance(filled, "again").count(card.PERFORMANCE_HEADING) == 1
