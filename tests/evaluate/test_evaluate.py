@@ -48,14 +48,19 @@ def test_empty_source_is_refused(tmp_path, tiny_checkpoint):
         evaluate_model(tiny_checkpoint, tmp_path / "empty", tmp_path / "o", n_boot=10)
 
 
-def test_checkpoint_spec_mismatch_is_refused(tmp_path, tiny_imagefolder):
+@pytest.mark.parametrize("spec_kw,extra,match", [
+    ({"resize_rule": "stretch-bicubic"}, None, "resize_rule"),
+    # a colour rule recorded outside the ModelSpec (an early ablation checkpoint) cannot be evaluated as trained
+    ({}, {"color_constancy": "shades-of-gray-p6-v1"}, "shades-of-gray-p6-v1"),
+])
+def test_checkpoint_spec_mismatch_is_refused(tmp_path, tiny_imagefolder, spec_kw, extra, match):
     from moleport.models import build_model
     from moleport.models.checkpoint import save_checkpoint
     from moleport.spec import ModelSpec
 
-    ckpt = save_checkpoint(tmp_path / "odd.pt", build_model("mobilenet"),
-                           ModelSpec("mobilenet", resize_rule="stretch-bicubic"), manifest_sha256=None)
-    with pytest.raises(EvaluationError, match="resize_rule"):
+    ckpt = save_checkpoint(tmp_path / "odd.pt", build_model("mobilenet"), ModelSpec("mobilenet", **spec_kw),
+                           manifest_sha256=None, extra=extra)
+    with pytest.raises(EvaluationError, match=match):
         evaluate_model(ckpt, tiny_imagefolder, tmp_path / "o", n_boot=10)
 
 
@@ -142,24 +147,13 @@ def test_operating_point_report_end_to_end(tmp_path, tiny_checkpoint, monkeypatc
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # val and test through the shared split cache
 
 
-def test_legacy_colour_constancy_outside_the_spec_is_refused(tmp_path, tiny_imagefolder):
-    """A checkpoint whose colour rule was recorded outside its ModelSpec cannot be evaluated as trained: refuse."""
-    from moleport.models import build_model
-    from moleport.models.checkpoint import save_checkpoint
-    from moleport.spec import ModelSpec
-
-    ckpt = save_checkpoint(tmp_path / "old.pt", build_model("mobilenet"), ModelSpec("mobilenet"), manifest_sha256=None,
-                           extra={"color_constancy": "shades-of-gray-p6-v1"})
-    with pytest.raises(EvaluationError, match="shades-of-gray-p6-v1"):
-        evaluate_model(ckpt, tiny_imagefolder, tmp_path / "o", n_boot=10)
-
-
 def test_unknown_colour_constancy_in_a_bundle_spec_is_refused(tmp_path, tiny_imagefolder):
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     (bundle / "model.onnx").write_bytes(b"not used")
-    spec = json.loads(__import__("moleport.spec", fromlist=["ModelSpec"]).ModelSpec("mobilenet").to_json())
-    spec["color_constancy"] = "retinex"
+    from moleport.spec import ModelSpec
+
+    spec = {**ModelSpec("mobilenet").to_dict(), "color_constancy": "retinex"}
     (bundle / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(EvaluationError, match="color_constancy"):
         evaluate_model(bundle / "model.onnx", tiny_imagefolder, tmp_path / "o", n_boot=10)
