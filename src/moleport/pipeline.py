@@ -89,10 +89,9 @@ def parity_verdicts(parity: dict | None) -> dict[str, bool]:
 
 def summarize(man: dict, parity: dict | None) -> str:
     """The summary table from the bundle's manifest.json contents and the parity report."""
-    runtimes: dict[str, list[str]] = {}
-    for row in (parity or {}).get("rows", []):
-        if not row.get("is_reference"):
-            runtimes.setdefault(row["artifact"], []).append(f"{row['runtime']}:{'pass' if row.get('passed') else 'FAIL'}")
+    judged = (parity or {}).get("artifacts", {})
+    runtimes = {path: [f"{rt}:{'pass' if ok else 'FAIL'}" for rt, ok in v["runtimes"].items()]
+                for path, v in judged.items()}
     verdicts = parity_verdicts(parity)
     lines = ["| format | precision | file | size (KiB) | export | parity | ships |", "|---|---|---|---:|---|---|---|"]
     for f in man["files"]:
@@ -127,6 +126,7 @@ def shipped_artifact(man: dict, parity: dict | None) -> str | None:
     verdicts = parity_verdicts(parity)
     for fmt, precision in SHIPPED_PREFERENCE:
         for f in man["files"]:
+            # without a parity run every exported file counts; with one, only what it passed
             if (f["format"], f["precision"]) == (fmt, precision) and verdicts.get(f["path"], parity is None):
                 return f["path"]
     return None
@@ -149,7 +149,8 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     for name, source, kind in data:
         res = evaluate_model(bundle / rel, source, bundle / "evaluation" / name, n_boot=n_boot)
         results[name], kinds[name] = res, kind
-        print(f"    {name} ({kind}): AUC {res['auc']:.3f} {res['auc_ci']}, sensitivity {res['sensitivity']:.3f}, "
+        lo, hi = res["auc_ci"]
+        print(f"    {name} ({kind}): AUC {res['auc']:.3f} [{lo:.3f}, {hi:.3f}], sensitivity {res['sensitivity']:.3f}, "
               f"specificity {res['specificity']:.3f} at threshold {res['threshold']:.4f}")
     spec = ModelSpec.load(bundle / "spec.json")
     section = card.performance_section(rel, spec, results, kinds)

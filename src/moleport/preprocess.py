@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from moleport.spec import ModelSpec
+from moleport.spec import SHADES_OF_GRAY, ModelSpec
 
 #: Largest image accepted (pixels). Anything above is treated as a decompression bomb.
 MAX_PIXELS = 64_000_000
@@ -221,7 +221,7 @@ def normalize_batch(batch_u8, spec: ModelSpec):
     if spec.color_order == "BGR":
         x = x.flip(-1)
     x = x.permute(0, 3, 1, 2).float() / 255.0  # not in place: a float input may be the caller's tensor
-    if spec.color_constancy == "shades-of-gray-p6":
+    if spec.color_constancy == SHADES_OF_GRAY:
         x = shades_of_gray(x)
     elif spec.color_constancy is not None:  # ModelSpec validates names; this guards a new rule left unwired
         raise ValueError(f"colour constancy {spec.color_constancy!r} is not implemented by moleport.preprocess")

@@ -19,7 +19,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 LABELS = ("nevus", "melanoma")
 #: Colour-constancy rules a spec may name; each is implemented by ``moleport.preprocess.normalize_batch``
 #: (training and the PyTorch reference) and, independently, inside every exported graph.
-COLOR_CONSTANCY_RULES = ("shades-of-gray-p6",)
+SHADES_OF_GRAY = "shades-of-gray-p6"
+COLOR_CONSTANCY_RULES = (SHADES_OF_GRAY,)
 
 
 class SpecError(ValueError):

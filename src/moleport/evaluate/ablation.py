@@ -30,9 +30,8 @@ import torch
 from torch import nn
 
 from moleport.preprocess import melanoma_probability, normalize_batch
+from moleport.spec import SHADES_OF_GRAY as SOG_NAME
 from moleport.spec import ModelSpec
-
-SOG_NAME = "shades-of-gray-p6"
 
 VARIANTS = MappingProxyType({
     "a_scratch": dict(weights=None, freeze_blocks=0, augment=False, color_constancy=None, lr=1e-3),

@@ -55,7 +55,6 @@ def check_spec(spec: ModelSpec, where: str) -> None:
                               f"size {declared}")
 
 
-
 def _checkpoint_predictor(path: Path, threads: int) -> Predictor:
     from moleport.models.checkpoint import CheckpointError, load_checkpoint
     from moleport.parity.runners.torch_ref import TorchReferenceRunner

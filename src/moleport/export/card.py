@@ -103,11 +103,13 @@ def performance_section(artifact: str, spec: ModelSpec, results: dict[str, dict]
                 verdict = "met" if r[key] >= bound else "**not met**"
                 shown = "demonstrated (lower CI bound above it)" if lo is not None and lo >= bound else "not demonstrated"
                 checks.append(f"- {key} ≥ {bound} on {name}: {r[key]:.3f} — {verdict}; {shown}")
+    draws = sorted({str((r.get("bootstrap") or {}).get("n_boot", "?")) for r in results.values()})
     return "\n".join([
         f"Artifact `{artifact}` run in its own runtime (moleport's parity runner), at the spec's threshold "
-        f"{spec.threshold:.4f} on P(melanoma) (chosen on the validation split for melanoma sensitivity ≥ 0.95; "
-        f"temperature {spec.temperature:.3f}; colour constancy {spec.color_constancy or 'none'}). Melanoma is the "
-        "positive class; 95 % percentile bootstrap intervals (1000 draws; lesion-grouped where lesion ids exist). "
+        f"{spec.threshold:.4f} on P(melanoma) (a moleport training run chooses it on the validation split for its "
+        f"target melanoma sensitivity, 0.95 unless set otherwise; see the metrics above; temperature "
+        f"{spec.temperature:.3f}; colour constancy {spec.color_constancy or 'none'}). Melanoma is the positive class; "
+        f"95 % percentile bootstrap intervals ({'/'.join(draws)} draws; lesion-grouped where lesion ids exist). "
         "External data was never used for training or for choosing the threshold.", "",
         "| data | n (melanoma/nevus) | AUC [95% CI] | sensitivity [95% CI] | specificity [95% CI] | ECE |",
         "|---|---|---|---|---|---|", *rows, "",

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from moleport.spec import ModelSpec
+from moleport.spec import SHADES_OF_GRAY, ModelSpec
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
@@ -38,8 +38,8 @@ class ShadesOfGray(nn.Module):
 
     The mean of x**6 over 224 x 224 pixels is taken in two levels (average pooling over blocks of
     about sqrt(size) pixels, then the mean of the block means): a single fp32 global average pool
-    in XNNPACK was measured 2.9e-5 off the float64 value (relative), enough to move P(melanoma) by
-    3.6e-4 and fail the fp32 parity gate; two levels bring every runtime to ~2e-7.
+    in XNNPACK is ~3e-5 off the float64 value (relative), enough to move P(melanoma) by 3.6e-4 and
+    fail the fp32 parity gate; two levels bring it to ~2e-7 (tests/export/test_colour_constancy_precision.py).
     """
 
     def __init__(self, size: int, eps: float = 1e-6):
@@ -71,7 +71,7 @@ class PixelClassifier(nn.Module):
         self.layout = layout
         self.bgr = spec.color_order == "BGR"
         self.melanoma_first = spec.melanoma_index == 0
-        if spec.color_constancy not in (None, "shades-of-gray-p6"):
+        if spec.color_constancy not in (None, SHADES_OF_GRAY):
             raise ValueError(f"colour constancy {spec.color_constancy!r} has no in-graph implementation")
         self.constancy = ShadesOfGray(spec.input_size) if spec.color_constancy else None
         self.inv_temperature = 1.0 / float(spec.temperature)

@@ -67,9 +67,8 @@ def fit_spec_temperature(y_val: np.ndarray, logits_val: torch.Tensor) -> dict[st
     except ValueError as exc:
         print(f"calibration skipped: {exc}", flush=True)
         return None
-    t = float(min(max(fit["temperature"], 0.05), 20.0))
-    p_cal = torch.sigmoid(logits_val / t).numpy()
-    return {**fit, "temperature": t, "fitted_on": "val", "val_ece_before": reliability(y_val, p_raw)["ece"],
+    p_cal = torch.sigmoid(logits_val / fit["temperature"]).numpy()  # fit_temperature bounds T to [0.05, 20]
+    return {**fit, "fitted_on": "val", "val_ece_before": reliability(y_val, p_raw)["ece"],
             "val_ece_after": reliability(y_val, p_cal)["ece"]}
 
 
