@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="override one gate (repeatable), e.g. --gate fp32_max_abs_dp=1e-5")
     p.add_argument("--threads", type=int, default=1, help="threads per runtime (latency is single-thread at 1)")
     p.add_argument("--latency-runs", type=int, default=10, help="timed single-image runs per row (0: no latency)")
+    p.add_argument("--junit-xml", default=None, metavar="FILE",
+                   help="also write the verdicts as JUnit XML (one testcase per artifact x runtime) for CI")
+    p.add_argument("--ci-summary", default=None, metavar="FILE",
+                   help="also write a short Markdown verdict (default: append to $GITHUB_STEP_SUMMARY when set; "
+                        "pass '' to turn it off)")
     p.set_defaults(func=run)
     return p
 
@@ -43,6 +49,41 @@ def register(subparsers) -> argparse.ArgumentParser:
 def gates_from_args(args) -> Gates:
     gates = Gates.load(args.gates_json) if args.gates_json else Gates()
     return Gates.from_mapping(dict(args.gate), base=gates)
+
+
+def _ci_targets(args) -> tuple[str | None, str | None, bool]:
+    """(junit path, summary path, append summary?): the summary defaults to $GITHUB_STEP_SUMMARY (appended)."""
+    junit = getattr(args, "junit_xml", None) or None
+    summary = getattr(args, "ci_summary", None)
+    env = os.environ.get("GITHUB_STEP_SUMMARY") or None
+    if summary is None:
+        summary = env
+    summary = summary or None
+    return junit, summary, summary is not None and summary == env
+
+
+def write_ci_outputs(args, payload: dict) -> int:
+    """Write the --junit-xml / --ci-summary files of ``payload``; 0, or 2 when one cannot be written."""
+    from moleport.parity.junit import write_ci_summary, write_junit_xml
+
+    junit, summary, append = _ci_targets(args)
+    rc = 0
+    for what, target, write in (("JUnit XML", junit, lambda p: write_junit_xml(payload, p)),
+                                ("CI summary", summary, lambda p: write_ci_summary(payload, p, append=append))):
+        if not target:
+            continue
+        try:
+            write(target)
+        except OSError as exc:
+            print(f"moleport parity: cannot write the {what} {target}: {exc}", file=sys.stderr)
+            rc = 2
+    return rc
+
+
+def _error_payload(args, message: str) -> dict:
+    """A payload for a run that could not start, so CI still gets a (failing) report."""
+    return {"passed": False, "violations": [message], "problems": [message], "rows": [], "artifacts": {},
+            "bundle": str(args.bundle), "split": args.split, "notes": []}
 
 
 def run(args) -> int:
@@ -55,11 +96,13 @@ def run(args) -> int:
                              latency_runs=args.latency_runs, checkpoint=args.ckpt)
     except (BundleError, ManifestError, ParityError, GatesError) as exc:
         print(f"moleport parity: {exc}", file=sys.stderr)
+        write_ci_outputs(args, _error_payload(args, f"moleport parity: {exc}"))
         return 2
+    ci_rc = write_ci_outputs(args, payload)
     print((Path(payload["bundle"]) / "parity.md").read_text(encoding="utf-8"))
     if payload["passed"]:
         print(f"parity passed: {len(payload['rows'])} row(s), reports in {payload['bundle']}", file=sys.stderr)
-        return 0
+        return ci_rc
     print(f"parity FAILED: {len(payload['violations'])} violation(s):", file=sys.stderr)
     for v in payload["violations"]:
         print(f"  - {v}", file=sys.stderr)
