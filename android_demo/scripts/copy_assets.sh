@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Copy an export bundle's TFLite models, spec.json and labels.txt into the app's assets (git-ignored):
 #   bash android_demo/scripts/copy_assets.sh artifacts/export/default      (make android-assets)
-# Writes android_demo/app/src/main/assets/model/{model_fp32.tflite, model_int8.tflite?, spec.json, labels.txt}
-# after checking each model's sha256 against the bundle's manifest.json; a model that failed its parity gates
-# (parity.json) is not bundled. ASSETS_DIR overrides the destination.
+# Writes android_demo/app/src/main/assets/model/{model_fp32.tflite, model_int8.tflite?, spec.json, labels.txt,
+# SHA256SUMS} after checking each model's, spec.json's and labels.txt's sha256 against the bundle's manifest.json
+# ("files", "documents"); SHA256SUMS lists what was copied, for the app to check what it loads. A model that
+# failed its parity gates (parity.json) is not bundled. ASSETS_DIR overrides the destination.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,16 +33,40 @@ import hashlib, json, shutil, sys
 from pathlib import Path
 
 bundle, stage = Path(sys.argv[1]), Path(sys.argv[2])
-files = json.loads((bundle / "manifest.json").read_text(encoding="utf-8")).get("files")
+manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+files = manifest.get("files")
 if not isinstance(files, list):
     sys.exit(f"{bundle}/manifest.json: 'files' must be a list")
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# spec.json and labels.txt must be the exported ones (manifest.json "documents"), like every model file
+docs = {d.get("path"): d for d in manifest.get("documents") or [] if isinstance(d, dict)}
+for name in ("spec.json", "labels.txt"):
+    entry = docs.get(name)
+    if entry is None:
+        sys.exit(f"{bundle}/manifest.json: 'documents' does not list {name}; re-export the bundle")
+    got = sha256(bundle / name)
+    if got != entry.get("sha256"):
+        sys.exit(f"{bundle / name}: sha256 {got} does not match manifest.json ({entry.get('sha256')}): "
+                 f"changed after export")
+    shutil.copyfile(bundle / name, stage / name)
+sums = [(docs[n]["sha256"], n) for n in ("spec.json", "labels.txt")]
 tflite = {f.get("precision"): f for f in files if isinstance(f, dict) and f.get("format") == "tflite"}
 if "fp32" not in tflite:
     sys.exit(f"{bundle}/manifest.json lists no fp32 tflite model (found: {sorted(map(str, tflite))})")
 parity_path = bundle / "parity.json"
 rejected = set()
 if parity_path.is_file():  # ship only what parity approved (its per-artifact verdicts)
-    verdicts = json.loads(parity_path.read_text(encoding="utf-8")).get("artifacts")
+    parity = json.loads(parity_path.read_text(encoding="utf-8"))
+    sealed = parity.get("manifest_sha256")
+    if sealed and sealed != sha256(bundle / "manifest.json"):
+        sys.exit(f"{bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); "
+                 f"re-run 'moleport parity'")
+    verdicts = parity.get("artifacts")
     if not isinstance(verdicts, dict):
         sys.exit(f"{parity_path}: no per-artifact verdicts ('artifacts'); re-run 'moleport parity' on the bundle")
     rejected = {path for path, v in verdicts.items() if not v.get("passed")}
@@ -57,14 +82,16 @@ for precision in ("fp32", "int8"):
     src = bundle / entry["path"]
     if not src.is_file():
         sys.exit(f"{src}: listed in manifest.json but missing")
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    if entry.get("sha256") and digest != entry["sha256"]:
-        sys.exit(f"{src}: sha256 {digest} does not match manifest.json ({entry['sha256']})")
+    digest = sha256(src)
+    if digest != entry.get("sha256"):
+        sys.exit(f"{src}: sha256 {digest} does not match manifest.json ({entry.get('sha256')})")
     shutil.copyfile(src, stage / f"model_{precision}.tflite")
+    sums.append((digest, f"model_{precision}.tflite"))
     print(f"copy_assets: {src} -> model_{precision}.tflite ({src.stat().st_size} bytes)")
+# the list the app checks what it loads against (sha256sum format)
+(stage / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for d, n in sums), encoding="utf-8")
 PYEOF
 
-cp "$BUNDLE/spec.json" "$BUNDLE/labels.txt" "$STAGE/"
 rm -rf "$DEST"
 mkdir -p "$(dirname "$DEST")"
 mv "$STAGE" "$DEST"

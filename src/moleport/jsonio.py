@@ -22,3 +22,51 @@ def read_json_object(path: str | Path, error: type[Exception] = ValueError, what
     if list_key is not None and not isinstance(data.get(list_key), list):
         raise error(f"{p}: expected an object with a '{list_key}' list")
     return data
+
+
+def write_text_atomic(path: str | Path, text: str, error: type[Exception] = OSError, what: str = "file") -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    The temporary file is removed on *any* failure (unencodable text, full disk, Ctrl-C), so nothing is
+    left half-written; a target that is a folder or an unwritable place raises ``error`` naming it."""
+    import os
+    import tempfile
+
+    p = Path(path)
+    if p.is_dir():
+        raise error(f"{p}: is a folder; the {what} needs a file name (e.g. {p / 'out.json'})")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{p}: the {what} holds text that is not valid UTF-8 ({exc.reason} at "
+                    f"{text[max(0, exc.start - 30):exc.end + 10]!r})") from exc
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:
+        raise error(f"{p}: cannot write the {what} ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise error(f"{p}: cannot write the {what} ({exc.strerror or exc})") from exc
+        raise
+    return p
+
+
+def write_json_atomic(path: str | Path, data: Any, error: type[Exception] = OSError, what: str = "JSON file",
+                      **dump_kwargs: Any) -> Path:
+    """``json.dumps(data, **dump_kwargs)`` (default ``indent=1``) written by :func:`write_text_atomic`;
+    data that cannot be serialised raises ``error`` before any file is created."""
+    kwargs = {"indent": 1, **dump_kwargs}
+    try:
+        text = json.dumps(data, **kwargs) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise error(f"{path}: cannot write the {what}: {exc}") from exc
+    return write_text_atomic(path, text, error, what)

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from moleport.argtypes import positive_int, probability
+
 NOTICE = ("Not a diagnosis. Any changing, new or worrying mole should be seen by a dermatologist, "
           "whatever this tool says.")
 
@@ -31,10 +33,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         pred = load_predictor(args.model, threads=args.threads)
         x = np.stack([load_image(f, pred.spec.input_size) for f in args.images])
+        p = pred.predict(x)
     except (EvaluationError, ImageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    p = pred.predict(x)
     thr = pred.spec.threshold if args.threshold is None else args.threshold
     rows = [{"image": str(f), "p_melanoma": float(v), "threshold": thr, "band": risk_band(float(v), thr)}
             for f, v in zip(args.images, p)]
@@ -51,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="P(melanoma) for image files with a checkpoint or exported artifact")
     p.add_argument("model", help="checkpoint .pt or artifact (.tflite/.onnx/.pte/.mlpackage in its bundle)")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("--threshold", type=float, help="override the spec's threshold")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threshold", type=probability, help="override the spec's threshold (strictly between 0 and 1)")
+    p.add_argument("--threads", type=positive_int, default=2)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)

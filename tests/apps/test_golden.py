@@ -1,6 +1,7 @@
 """The golden fixture for the demo apps, the asset copier, and the Java core tests (android_demo/core)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -99,9 +100,12 @@ def tiny_bundle(tmp_path_factory):
         _tiny_tflite(p, precision == "int8")
         files.append({"path": p.name, "format": "tflite", "precision": precision, "bytes": p.stat().st_size,
                       "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
-    (d / "manifest.json").write_text(json.dumps({"files": files}))
     ModelSpec(architecture="tiny", threshold=0.4).save(d / "spec.json")
     (d / "labels.txt").write_text("nevus\nmelanoma\n")
+    from moleport.parity.bundle import document_entry
+
+    documents = [document_entry(d, "spec.json"), document_entry(d, "labels.txt")]  # as export_bundle lists them
+    (d / "manifest.json").write_text(json.dumps({"files": files, "documents": documents}))
     return d
 
 
@@ -122,8 +126,11 @@ def test_copy_assets(tmp_path, tiny_bundle):
     run = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tiny_bundle)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["labels.txt", "model_fp32.tflite", "model_int8.tflite",
-                                                       "spec.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite",
+                                                       "model_int8.tflite", "spec.json"]
+    sums = dict(line.split("  ")[::-1] for line in (dest / "SHA256SUMS").read_text().splitlines())
+    assert sums == {n: hashlib.sha256((dest / n).read_bytes()).hexdigest()
+                    for n in ("labels.txt", "model_fp32.tflite", "model_int8.tflite", "spec.json")}
     assert (dest / "model_fp32.tflite").read_bytes() == (tiny_bundle / "tiny_fp32.tflite").read_bytes()
     missing = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tmp_path / "nope")], env=env,
                              capture_output=True, text=True, timeout=60)
@@ -135,6 +142,12 @@ def test_copy_assets(tmp_path, tiny_bundle):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "does not match manifest.json" in bad.stderr
     assert (dest / "model_fp32.tflite").read_bytes() == (tiny_bundle / "tiny_fp32.tflite").read_bytes()
+    edited = tmp_path / "edited"  # spec.json changed after export (e.g. threshold 0.999): refused by name
+    shutil.copytree(tiny_bundle, edited)
+    (edited / "spec.json").write_text((edited / "spec.json").read_text().replace("0.4", "0.999"))
+    bad = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(edited)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "spec.json: sha256" in bad.stderr and "changed after export" in bad.stderr
 
 
 def test_copy_assets_ships_only_what_parity_approved(tmp_path, tiny_bundle):
@@ -149,7 +162,7 @@ def test_copy_assets_ships_only_what_parity_approved(tmp_path, tiny_bundle):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "skipping tiny_int8.tflite: it failed its parity gates" in run.stdout
-    assert sorted(p.name for p in dest.iterdir()) == ["labels.txt", "model_fp32.tflite", "spec.json"]
+    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite", "spec.json"]
     verdicts["tiny_fp32.tflite"]["passed"] = False
     (judged / "parity.json").write_text(json.dumps({"artifacts": verdicts}))
     bad = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,

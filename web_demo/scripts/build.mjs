@@ -30,11 +30,25 @@ const tflite = (manifest.files || []).filter((f) => f && f.format === 'tflite');
 if (!tflite.some((f) => f.precision === 'fp32')) {
   fail(`${bundle}/manifest.json lists no fp32 tflite file (tflite entries: ${JSON.stringify(tflite.map((f) => f.precision))})`);
 }
+// spec.json and labels.txt must be the exported ones: manifest.json "documents" (sha256 + bytes).
+const docs = new Map((manifest.documents || []).filter((d) => d && d.path).map((d) => [d.path, d]));
+for (const name of ['spec.json', 'labels.txt']) {
+  const entry = docs.get(name);
+  if (!entry) fail(`${bundle}/manifest.json: "documents" does not list ${name}; re-export the bundle`);
+  const p = join(bundle, name);
+  if (!existsSync(p)) fail(`${p}: listed in manifest.json but missing`);
+  const digest = sha256(readFileSync(p));
+  if (digest !== entry.sha256) fail(`${p}: sha256 ${digest} != manifest.json ${entry.sha256} (changed after export)`);
+}
 const spec = JSON.parse(readFileSync(join(bundle, 'spec.json'), 'utf8'));
 // Ship only what parity approved: parity.json's per-artifact verdicts (when the bundle has been judged).
 let rejected = new Set();
 if (existsSync(join(bundle, 'parity.json'))) {
-  const verdicts = JSON.parse(readFileSync(join(bundle, 'parity.json'), 'utf8')).artifacts;
+  const parity = JSON.parse(readFileSync(join(bundle, 'parity.json'), 'utf8'));
+  if (parity.manifest_sha256 && parity.manifest_sha256 !== sha256(readFileSync(join(bundle, 'manifest.json')))) {
+    fail(`${bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); re-run \`moleport parity\``);
+  }
+  const verdicts = parity.artifacts;
   if (!verdicts || typeof verdicts !== 'object') {
     fail(`${bundle}/parity.json has no per-artifact verdicts ("artifacts"); re-run \`moleport parity\` on the bundle`);
   }
@@ -58,7 +72,7 @@ for (const f of tflite) {
   const data = readFileSync(src);
   if (f.bytes !== undefined && f.bytes !== data.length) fail(`${src}: ${data.length} bytes, manifest.json says ${f.bytes}`);
   const digest = sha256(data);
-  if (f.sha256 && f.sha256 !== digest) fail(`${src}: sha256 ${digest} != manifest.json ${f.sha256}`);
+  if (f.sha256 !== digest) fail(`${src}: sha256 ${digest} != manifest.json ${f.sha256}`);
   const name = basename(f.path);
   writeFileSync(join(modelDir, name), data);
   models.push({ path: name, precision: f.precision, bytes: data.length, sha256: digest,
@@ -68,8 +82,10 @@ const order = ['fp32', 'fp16', 'int8'];
 models.sort((a, b) => order.indexOf(a.precision) - order.indexOf(b.precision));
 copyFileSync(join(bundle, 'spec.json'), join(modelDir, 'spec.json'));
 if (existsSync(join(bundle, 'labels.txt'))) copyFileSync(join(bundle, 'labels.txt'), join(modelDir, 'labels.txt'));
+// models.json: the list the page checks what it loads against (models[].sha256, spec_sha256).
 writeFileSync(join(modelDir, 'models.json'), JSON.stringify({
   bundle: manifest.name || basename(bundle), default: 'fp32', models,
+  spec_sha256: docs.get('spec.json').sha256, labels_sha256: docs.get('labels.txt').sha256,
 }, null, 2) + '\n');
 
 // --- dist/ -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from moleport.jsonio import write_json_atomic
 from moleport.preprocess import decode_rgb, resize_canonical
 from moleport.spec import ModelSpec
 
@@ -148,9 +149,15 @@ def _read_bundle(bundle: Path) -> tuple[ModelSpec, dict[str, dict[str, Any]]]:
               if isinstance(f, dict) and f.get("format") == "tflite" and "precision" in f and "path" in f}
     if "fp32" not in tflite:
         raise GoldenError(f"{manifest_path}: no fp32 tflite file listed (found {sorted(tflite)})")
-    for entry in tflite.values():
-        if not (bundle / entry["path"]).is_file():
-            raise GoldenError(f"{bundle / entry['path']}: listed in manifest.json but missing")
+    from moleport.parity.bundle import BundleError, load_bundle, verify_documents, verify_file
+
+    try:  # spec.json, labels.txt and every TFLite file the fixture reads must be the exported ones
+        checked = load_bundle(bundle)
+        verify_documents(checked)
+        for art in checked.of_format("tflite"):
+            verify_file(art)
+    except BundleError as exc:
+        raise GoldenError(f"{bundle}: refusing the bundle: {exc}") from exc
     return ModelSpec.load(spec_path), tflite
 
 
@@ -221,9 +228,7 @@ def write_fixture(out: str | Path, n: int = 6, bundle: str | Path | None = None,
     index = {"format": FORMAT, "input_size": size, "layout": "HWC", "color_order": "RGB",
              "resize_rule": ModelSpec(architecture="any").resize_rule,
              "tolerance_levels": 1, "bundle": bundle_info, "images": entries}
-    path = out / "index.json"
-    path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    return write_json_atomic(out / "index.json", index, GoldenError, "golden index", indent=2, sort_keys=True)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from moleport.argtypes import fraction, non_negative_int, positive_int, probability
 from moleport.data.sources import SourceError
 
 
@@ -15,31 +16,31 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="data_command", required=True)
 
     s = sub.add_parser("synth", help="write the deterministic synthetic dataset (PNGs + metadata.csv)")
-    s.add_argument("--n", type=int, default=600, help="number of images (default 600)")
+    s.add_argument("--n", type=positive_int, default=600, help="number of images (default 600)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", type=Path, required=True, help="output folder")
-    s.add_argument("--size", type=int, default=224)
-    s.add_argument("--melanoma-fraction", type=float, default=None, help="default 3638/8598 (the paper's ratio)")
-    s.add_argument("--workers", type=int, default=1, help="processes (output is identical for any value)")
+    s.add_argument("--size", type=positive_int, default=224)
+    s.add_argument("--melanoma-fraction", type=probability, default=None, help="default 3638/8598 (the paper's ratio)")
+    s.add_argument("--workers", type=positive_int, default=1, help="processes (output is identical for any value)")
     s.set_defaults(func=cmd_synth)
 
     sp = sub.add_parser("split", help="decode, validate, de-duplicate and split a source into a manifest")
     sp.add_argument("source", type=Path, help="dataset folder (CSV, ImageFolder, or the paper's Kaggle root)")
     sp.add_argument("--out", type=Path, required=True, help="manifest JSON to write")
     sp.add_argument("--preset", choices=["paper"], default=None)
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--ratios", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
+    sp.add_argument("--seed", type=non_negative_int, default=0)
+    sp.add_argument("--ratios", type=fraction, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
     sp.add_argument("--skip-bad", action="store_true", help="exclude bad files (listed in the report) instead of failing")
     sp.add_argument("--duplicates", choices=["drop", "refuse"], default="drop")
     sp.add_argument("--report", type=Path, default=None, help="JSON report (default: <out>.report.json)")
-    sp.add_argument("--workers", type=int, default=2)
+    sp.add_argument("--workers", type=positive_int, default=2)
     sp.set_defaults(func=cmd_split)
 
     r = sub.add_parser("report", help="class counts, image sizes, duplicates and bad files of a source")
     r.add_argument("source", type=Path)
     r.add_argument("--preset", choices=["paper"], default=None)
     r.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
-    r.add_argument("--workers", type=int, default=2)
+    r.add_argument("--workers", type=positive_int, default=2)
     r.set_defaults(func=cmd_report)
 
 
@@ -66,14 +67,21 @@ def _counts_table(counts: dict) -> str:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
+    from moleport.data.manifest import ManifestError
     from moleport.data.sources import scan_source
     from moleport.data.split import DataError, build_split
 
     report_path = args.report or args.out.with_name(args.out.stem + ".report.json")
+    for what, target in (("--out", args.out), ("--report", report_path)):
+        if target.is_dir():
+            print(f"moleport data split: {what} {target} is a folder; give a file name "
+                  f"(e.g. {target / 'manifest.json'})", file=sys.stderr)
+            return 2
     try:
         scan = scan_source(args.source, args.preset)
         res = build_split(scan.records, seed=args.seed, ratios=tuple(args.ratios), duplicates=args.duplicates,
                           skip_bad=args.skip_bad, report_path=report_path, problems=scan.problems,
+                          ignored=scan.ignored,
                           workers=args.workers,
                           source={"path": str(args.source.resolve()), "layout": scan.layout, "preset": args.preset})
     except (SourceError, DataError, ValueError) as exc:
@@ -81,7 +89,11 @@ def cmd_split(args: argparse.Namespace) -> int:
         if report_path.is_file():
             print(f"report: {report_path}", file=sys.stderr)
         return 1
-    res.manifest.save(args.out)
+    try:
+        res.manifest.save(args.out)
+    except ManifestError as exc:
+        print(f"moleport data split: {exc}", file=sys.stderr)
+        return 1
     rep = res.report
     print(_counts_table(res.manifest.counts()))
     print(f"manifest: {args.out} (sha256 {res.manifest.sha256[:16]})  report: {report_path}")
@@ -89,13 +101,18 @@ def cmd_split(args: argparse.Namespace) -> int:
           f"{len(rep.label_conflicts)} label conflict(s); {rep.seconds:.1f} s")
     for b in rep.bad_files:
         print(f"  skipped {b['path']}: {b['problem']}")
+    for b in rep.ignored_files:
+        print(f"  ignored {b['path']}: {b['problem']}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from moleport.data.report import dataset_report, exit_code, format_report
-    from moleport.data.split import write_json
+    from moleport.data.split import DataError, write_json
 
+    if args.json is not None and args.json.is_dir():
+        print(f"moleport data report: --json {args.json} is a folder; give a file name", file=sys.stderr)
+        return 2
     try:
         rep = dataset_report(args.source, args.preset, workers=args.workers)
     except SourceError as exc:
@@ -103,7 +120,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     print(format_report(rep))
     if args.json is not None:
-        write_json(args.json, rep)
+        try:
+            write_json(args.json, rep)
+        except DataError as exc:
+            print(f"moleport data report: {exc}", file=sys.stderr)
+            return 1
     code = exit_code(rep)
     if code:
         print(f"FAILED: {len(rep['bad_files'])} bad file(s), "

@@ -14,14 +14,11 @@ exports can record exactly which split they saw.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moleport.jsonio import read_json_object
+from moleport.jsonio import read_json_object, write_json_atomic
 
 SPLITS = ("train", "val", "test")
 LABELS = ("melanoma", "nevus")
@@ -79,13 +76,12 @@ class Manifest:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temporary file in the same folder, then rename)."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=p.name, suffix=".tmp", dir=p.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, p)
-        return p
+        try:
+            data = self.to_dict()
+        except UnicodeEncodeError as exc:
+            raise ManifestError(f"{path}: an item's file name is not valid UTF-8 ({exc.reason}); "
+                                f"nothing was written") from exc
+        return write_json_atomic(path, data, ManifestError, "split manifest")
 
 
 def _item(d: dict[str, Any], where: str) -> Item:

@@ -61,6 +61,7 @@ def dataset_report(path: str | Path, preset: str | None = None, workers: int = 2
         "duplicates_within_class": within,
         "duplicates_across_classes": across,
         "bad_files": bad,
+        "ignored_files": [{"path": p.path, "problem": p.problem} for p in scan.ignored],
     }
 
 
@@ -87,4 +88,8 @@ def format_report(report: dict) -> str:
     lines += [f"  {'/'.join(d['labels'])}: {', '.join(d['files'])}" for d in report["duplicates_across_classes"]]
     lines.append(f"bad files: {len(report['bad_files'])}")
     lines += [f"  {b['path']}: {b['problem']}" for b in report["bad_files"]]
+    ignored = report.get("ignored_files") or []
+    if ignored:
+        lines.append(f"ignored (not images): {len(ignored)}")
+        lines += [f"  {b['path']}: {b['problem']}" for b in ignored]
     return "\n".join(lines)

@@ -32,7 +32,9 @@ ImageFolder tree (no ``metadata.csv``)
     At least one ISIC 2017 split folder and one other nevus folder must exist.
 
 Image files are recognised by extension (``.jpg .jpeg .png .bmp .tif .tiff .webp``, any
-case); hidden files are skipped. Nothing is decoded here: :mod:`moleport.data.split` decodes
+case); hidden files are skipped. An image format moleport does not decode (``.gif``, ``.heic``, ...) and
+a file whose name is not valid UTF-8 are per-file problems (listed by reports, refused by ``split``
+unless ``--skip-bad``); other files in a class folder are listed as ignored. Nothing is dropped silently. Nothing is decoded here: :mod:`moleport.data.split` decodes
 and validates every image.
 """
 from __future__ import annotations
@@ -45,6 +47,9 @@ from pathlib import Path
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 CSV_EXTS = (".jpg", ".jpeg", ".png")
+#: Image formats found in the wild that moleport does not decode: a problem, not an ignored file.
+UNSUPPORTED_IMAGE_EXTS = (".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".jfif", ".dng", ".cr2", ".nef",
+                          ".arw", ".raw", ".svg", ".ico", ".psd", ".tga", ".ppm", ".pgm", ".pnm", ".dcm", ".exr", ".hdr")
 LABEL_ALIASES = {"melanoma": "melanoma", "mel": "melanoma", "nevus": "nevus", "nv": "nevus",
                  "naevus": "nevus", "nevi": "nevus"}
 CLASS_FOLDERS = {"melanoma": "melanoma", "nevus": "nevus", "nevi": "nevus", "naevus": "nevus"}
@@ -80,6 +85,7 @@ class SourceScan:
     records: tuple[Record, ...]
     problems: tuple[Problem, ...] = field(default=())
     layout: str = ""
+    ignored: tuple[Problem, ...] = field(default=())  # non-image files in class folders, listed by reports
 
 
 def _norm(name: str) -> str:
@@ -203,8 +209,43 @@ def _class_folders(root: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return [d / f for d, _, files in _walk(folder) for f in files if _is_image(f)]
+def printable(path: str | Path) -> str:
+    """``path`` as text that can always be printed and written to JSON: bytes of a file name that is not
+    valid UTF-8 appear as ``\\xNN`` escapes."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def valid_utf8(path: str | Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _images_under(folder: Path) -> tuple[list[Path], list[Problem], list[Problem]]:
+    """(image files, problems, ignored files) under ``folder``: a file name that is not UTF-8 and an image
+    format moleport cannot read are problems; other non-hidden files are listed as ignored; none is dropped
+    silently."""
+    images, problems, ignored = [], [], []
+    for d, _, files in _walk(folder):
+        for f in files:
+            if f.startswith("."):
+                continue
+            p = d / f
+            if not valid_utf8(p):
+                problems.append(Problem(printable(p), "file name is not valid UTF-8; rename the file "
+                                                      "(the manifest, reports and apps need UTF-8 paths)"))
+            elif _is_image(f):
+                images.append(p)
+            else:
+                ext = Path(f).suffix.lower()
+                if ext in UNSUPPORTED_IMAGE_EXTS:
+                    problems.append(Problem(str(p), f"unsupported image format {ext}: moleport reads "
+                                                    f"{' '.join(IMAGE_EXTS)}; convert it (e.g. to PNG) or remove it"))
+                else:
+                    ignored.append(Problem(str(p), f"not an image file ({ext or 'no extension'}); ignored"))
+    return images, problems, ignored
 
 
 def _scan_imagefolder(root: Path, source: str, class_dirs: list[tuple[Path, str]]) -> SourceScan:
@@ -220,13 +261,15 @@ def _scan_imagefolder(root: Path, source: str, class_dirs: list[tuple[Path, str]
 
 def _records_from(class_dirs: list[tuple[Path, str]], source: str, layout: str) -> SourceScan:
     """Records of every image under each (class folder, label); an empty class folder is a problem."""
-    records, problems = [], []
+    records, problems, ignored = [], [], []
     for folder, label in class_dirs:
-        images = _images_under(folder)
+        images, unusable, skipped = _images_under(folder)
+        problems.extend(unusable)
+        ignored.extend(skipped)
         if not images:
             problems.append(Problem(str(folder), f"empty class folder (no {' '.join(IMAGE_EXTS)} images)"))
         records.extend(Record(p, label, None, source) for p in images)
-    return SourceScan(tuple(records), tuple(problems), layout)
+    return SourceScan(tuple(records), tuple(problems), layout, tuple(ignored))
 
 
 # --- paper preset --------------------------------------------------------------------
@@ -250,4 +293,4 @@ def _scan_paper(root: Path) -> SourceScan:
                           f"outside the ISIC 2017 split folders)")
     mel = _records_from(mel_dirs, "paper:isic2017", "paper")
     nev = _records_from(nev_dirs, "paper:nevusclassifier", "paper")
-    return SourceScan(mel.records + nev.records, mel.problems + nev.problems, "paper")
+    return SourceScan(mel.records + nev.records, mel.problems + nev.problems, "paper", mel.ignored + nev.ignored)

@@ -25,11 +25,8 @@ Bad files
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import multiprocessing
-import os
-import tempfile
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +37,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from moleport.data.manifest import SPLITS, Item, Manifest
-from moleport.data.sources import Problem, Record
+from moleport.data.sources import Problem, Record, valid_utf8, printable
+from moleport.jsonio import write_json_atomic
 from moleport.preprocess import ImageError, decode_rgb
 
 log = logging.getLogger(__name__)
@@ -76,6 +74,7 @@ class SplitReport:
     label_conflicts: list[dict] = field(default_factory=list)  # {files, labels, sha256 | lesion_id}
     counts: dict = field(default_factory=dict)
     seconds: float = 0.0
+    ignored_files: list[dict] = field(default_factory=list)  # {path, problem}: non-image files of the source
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -260,26 +259,25 @@ def _failure_message(report: SplitReport, duplicates: str, skip_bad: bool) -> st
 
 
 def write_json(path: str | Path, data: dict) -> Path:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=p.name, suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, p)
-    return p
+    """Write JSON atomically (:func:`moleport.jsonio.write_json_atomic`: no temporary file is left on failure);
+    an unwritable target (a folder, no permission) raises :class:`DataError` naming it."""
+    return write_json_atomic(path, data, DataError, "JSON report")
 
 
 def build_split(records: Iterable[Record], seed: int = 0, ratios: Sequence[float] = (0.6, 0.2, 0.2),
                 duplicates: str = "drop", skip_bad: bool = False, report_path: str | Path | None = None,
                 problems: Sequence[Problem] = (), workers: int = 2,
-                source: dict | None = None) -> SplitResult:
+                source: dict | None = None, ignored: Sequence[Problem] = ()) -> SplitResult:
     """:func:`make_manifest` returning the :class:`SplitReport` too."""
     _check_args(ratios, duplicates)
     t0 = time.perf_counter()
     recs = sorted(records, key=lambda r: str(r.path))
-    report = SplitReport(n_records=len(recs), bad_files=[{"path": p.path, "problem": p.problem} for p in problems])
+    report = SplitReport(n_records=len(recs), bad_files=[{"path": p.path, "problem": p.problem} for p in problems],
+                         ignored_files=[{"path": p.path, "problem": p.problem} for p in ignored])
+    unnamed = [r for r in recs if not valid_utf8(r.path)]  # cannot go into a manifest (UTF-8 JSON, apps)
+    report.bad_files += [{"path": printable(r.path), "problem": "file name is not valid UTF-8; rename the file"}
+                         for r in unnamed]
+    recs = [r for r in recs if valid_utf8(r.path)]
     infos = inspect_images([r.path for r in recs], workers=workers, desc="decode+hash")
     good = []
     for r, info in zip(recs, infos):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from moleport.argtypes import positive_int, probability
 from moleport.evaluate.errors import EvaluationError
 
 
@@ -27,12 +28,12 @@ def register(subparsers) -> None:
     p.add_argument("--preset", default=None, help="data source preset (e.g. paper)")
     p.add_argument("--split", default=None, choices=("train", "val", "test"),
                    help="split of a manifest .json (default test)")
-    p.add_argument("--threshold", type=float, default=None, help="threshold on P(melanoma) (default: spec.threshold)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the 95%% CIs (default 1000)")
+    p.add_argument("--threshold", type=probability, default=None, help="threshold on P(melanoma) (default: spec.threshold)")
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap draws for the 95%% CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--threads", type=int, default=2, help="inference threads")
+    p.add_argument("--threads", type=positive_int, default=2, help="inference threads")
     op = p.add_argument_group("operating point (needs --data MANIFEST.json)")
-    op.add_argument("--target-sensitivity", type=float, default=None,
+    op.add_argument("--target-sensitivity", type=probability, default=None,
                     help="choose the threshold on the manifest's val split for this melanoma sensitivity (e.g. 0.95)")
     op.add_argument("--external", nargs="*", default=[], help="external data sources to report at that threshold")
     op.add_argument("--calibrate", action="store_true",

@@ -14,7 +14,6 @@ from types import MappingProxyType
 import numpy as np
 
 from moleport.evaluate.errors import EvaluationError
-from moleport.jsonio import read_json_object
 from moleport.spec import LABELS, RESIZE_RULE, ModelSpec, SpecError
 
 #: artifact suffix -> (manifest format, runner module)
@@ -38,7 +37,13 @@ class Predictor:
     runner: object
 
     def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
-        out = [self.runner.predict(np.ascontiguousarray(x[i:i + batch])) for i in range(0, len(x), batch)]
+        """P(melanoma); a runtime failure is an :class:`EvaluationError` naming the model, never a traceback."""
+        from moleport.parity.runners.base import RunnerError
+
+        try:
+            out = [self.runner.predict(np.ascontiguousarray(x[i:i + batch])) for i in range(0, len(x), batch)]
+        except RunnerError as exc:
+            raise EvaluationError(f"{self.path}: {exc}") from exc
         return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -91,20 +96,80 @@ def _bundle_spec(path: Path) -> ModelSpec:
         raise EvaluationError(f"{spec_path}: {exc}") from exc
 
 
-def _artifact_entry(path: Path, fmt: str):
-    """The bundle's manifest entry for ``path`` when manifest.json lists it, else a bare one."""
-    from moleport.parity.bundle import ArtifactFile
+def _verified_entry(path: Path, fmt: str):
+    """The bundle's manifest entry for ``path`` after checking the whole bundle: manifest.json's ``documents``
+    (spec.json, labels.txt, MODEL_CARD.md), this artifact's sha256/size (every file of an .mlpackage), and —
+    when parity.json records it — that manifest.json is the one parity judged."""
+    from moleport.parity.bundle import BundleError, check_parity_seal, load_bundle, verify_documents, verify_file
 
     root = bundle_root(path)
-    mpath = root / "manifest.json"
-    entries = read_json_object(mpath, EvaluationError, "bundle manifest").get("files", []) if mpath.is_file() else []
-    for e in entries:
-        if (root / str(e.get("path", ""))).resolve() == path.resolve():
-            return ArtifactFile(path=path.resolve(), rel=str(e["path"]), format=e.get("format", fmt),
-                                precision=e.get("precision", "fp32"), sha256=str(e.get("sha256", "")),
-                                bytes=e.get("bytes"), input=dict(e.get("input") or {}),
-                                output=dict(e.get("output") or {}), entry=dict(e))
-    return ArtifactFile(path=path.resolve(), rel=path.name, format=fmt, precision="fp32", sha256="")
+    if not (root / "manifest.json").is_file():
+        raise EvaluationError(f"{root}: no manifest.json beside spec.json, so {path.name} and spec.json cannot be "
+                              f"verified; use the artifact inside its export bundle")
+    try:
+        bundle = load_bundle(root)
+        art = next((a for a in bundle.files if a.path == path.resolve()), None)
+        if art is None:
+            raise BundleError(f"{path}: not listed in {root}/manifest.json (not part of this bundle)")
+        if art.format != fmt:
+            raise BundleError(f"{art.rel}: manifest.json says format {art.format!r}, the file name says {fmt!r}")
+        verify_documents(bundle)
+        verify_file(art)
+        check_parity_seal(bundle)
+    except BundleError as exc:
+        raise EvaluationError(f"{root}: refusing the bundle: {exc}") from exc
+    return art
+
+
+#: Loads a .pte and runs one zero image in a child process; a runtime abort then kills only the child.
+_PTE_PROBE = """
+import sys
+import numpy as np
+import torch
+from executorch.runtime import Runtime
+program = Runtime.get().load_program(sys.argv[1])
+method = program.load_method("forward")
+shape = tuple(int(s) for s in method.metadata.input_tensor_meta(0).sizes())
+method.execute([torch.zeros(shape, dtype=torch.float32)])
+print("ok")
+"""
+PROBE_TIMEOUT_S = 180.0
+
+
+def probe_in_child(path: Path, runtime: str, code: str = _PTE_PROBE, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Load ``path`` in a child Python (``code`` gets the path as argv[1]); raise :class:`EvaluationError`
+    naming the file when the runtime raises, aborts the process (e.g. a C++ exception in ExecuTorch) or hangs."""
+    import signal
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              timeout=timeout, errors="replace")
+    except subprocess.TimeoutExpired as exc:
+        raise EvaluationError(f"{path}: the {runtime} runtime did not load it within {timeout:.0f} s") from exc
+    if proc.returncode == 0:
+        return
+    lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+    detail = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+    if proc.returncode < 0 or proc.returncode == 134:
+        sig = -proc.returncode if proc.returncode < 0 else signal.SIGABRT
+        how = f"crashes the {runtime} runtime (signal {signal.Signals(sig).name})"
+    else:
+        how = f"cannot be loaded by the {runtime} runtime (exit {proc.returncode})"
+    raise EvaluationError(f"{path}: corrupt or unsupported artifact: it {how}: {detail[:300] or 'no message'}")
+
+
+def _warm_up(runner, path: Path, spec: ModelSpec) -> None:
+    """Load the runtime and run one image inside the runner's error handling, so a truncated or corrupt
+    artifact is refused here with a clear error, not at the first real batch."""
+    from moleport.parity.runners.base import RunnerError
+
+    s = spec.input_size
+    try:
+        runner.predict(np.zeros((1, s, s, 3), dtype=np.uint8))
+    except RunnerError as exc:
+        raise EvaluationError(f"{path}: {exc}") from exc
 
 
 def _artifact_predictor(path: Path, threads: int) -> Predictor:
@@ -113,18 +178,21 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     fmt, module = ARTIFACT_FORMATS[path.suffix.lower()]
     spec = _bundle_spec(path)
     check_spec(spec, str(path))
+    art = _verified_entry(path, fmt)
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise EvaluationError(f"{path}: no {fmt} runner in this checkout ({module}: {exc})") from exc
     if not mod.available():
         raise EvaluationError(f"{path}: the {mod.RUNTIME} runtime is not available on this machine")
-    art = _artifact_entry(path, fmt)
+    if fmt == "executorch":  # a corrupt program aborts the whole process: try it in a child first
+        probe_in_child(path, mod.RUNTIME)
     bundle = Bundle(root=bundle_root(path), manifest={}, spec=spec, files=(art,), checkpoint=None,
                     split_manifest=None)
     runners = mod.runners_for(bundle)
     if len(runners) != 1:
         raise EvaluationError(f"{path}: the {fmt} runner module offered {len(runners)} runners, expected 1")
+    _warm_up(runners[0], path, spec)
     return Predictor(spec, fmt, path, runners[0])
 
 

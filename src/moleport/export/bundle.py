@@ -222,16 +222,35 @@ def _write_documents(stage: Path, name: str, spec: ModelSpec, meta: dict[str, An
     spec.save(stage / "spec.json")
     (stage / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
     (stage / "MODEL_CARD.md").write_text(card.model_card(name, spec, meta, files, failures), encoding="utf-8")
+    for entry in files:  # every file inside a folder artifact (.mlpackage), so a consumer can name a changed one
+        art = stage / entry["path"]
+        if art.is_dir():
+            entry["files"] = [_document(stage, q) for q in sorted(q for q in art.rglob("*") if q.is_file())]
+    documents = [_document(stage, stage / rel) for rel in ("MODEL_CARD.md", "labels.txt", "spec.json")]
     manifest = {
         "name": name, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "moleport_version": moleport.__version__, "spec": spec.to_dict(), "input_contract": spec.export_input,
         "checkpoint": meta.get("checkpoint_path"), "split_manifest": meta.get("split_manifest_path"),
         "source_checkpoint_sha256": ckpt_sha, "split_manifest_sha256": split_sha,
         "trained_on_manifest_sha256": meta.get("manifest_sha256"), "tools": card.tool_versions(),
-        "files": files, "outcomes": [asdict(o) for o in outcomes], "failures": failures,
+        "files": files, "documents": documents, "outcomes": [asdict(o) for o in outcomes], "failures": failures,
     }
     (stage / "manifest.json").write_text(card.dumps(manifest), encoding="utf-8")
     return manifest
+
+
+def _document(stage: Path, path: Path) -> dict[str, Any]:
+    """``{path (relative to the bundle), sha256, bytes}`` of one file, as manifest.json lists it."""
+    digest, size = card.sha256_path(path)
+    return {"path": path.relative_to(stage).as_posix(), "sha256": digest, "bytes": size}
+
+
+def clean_stale_stages(parent: Path, name: str) -> list[Path]:
+    """Remove what a killed export of ``name`` left in ``parent``: ``.NAME.tmp-*`` stage folders (with their
+    ``.work-*`` converter folders) whose exporting process is gone. Returns the folders removed."""
+    from moleport.export.leftovers import remove_stale
+
+    return remove_stale(parent, f".{name}.tmp-")
 
 
 def _publish(stage: Path, target: Path, force: bool) -> None:
@@ -278,7 +297,8 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
     meta = dict(loaded.meta, checkpoint_sha256=sha256_file(ckpt_path), checkpoint_path=str(Path(ckpt_path).resolve()),
                 split_manifest_path=str(Path(manifest).resolve()) if manifest is not None else None)
     target.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))
+    clean_stale_stages(target.parent, name)
+    stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
         outcomes, files = _run_formats(fmts, loaded.model, spec, stage, calib, meta, name, progress)
         doc = _write_documents(stage, name, spec, meta, meta["checkpoint_sha256"], split_sha, outcomes, files)

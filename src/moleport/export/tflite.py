@@ -23,6 +23,7 @@ from moleport.export.wrapper import INPUT_NAME
 from moleport.spec import ModelSpec
 
 PRECISIONS = ("fp32", "fp16", "int8")
+TMP_PREFIX = "moleport-tflite-"  # + "<pid>-": a killed run's folder is removed by the next run
 #: onnx2tf output suffix for each precision.
 ONNX2TF_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8": "_full_integer_quant.tflite"}
 #: The file name onnx2tf looks for in the working directory before trying to download it.
@@ -106,7 +107,10 @@ def to_tflite(model: nn.Module, spec: ModelSpec, out_dir: str | Path, precisions
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    with tempfile.TemporaryDirectory(prefix="moleport-tflite-") as tmp:
+    from moleport.export.leftovers import remove_stale
+
+    remove_stale(tempfile.gettempdir(), TMP_PREFIX)  # what a killed earlier export left behind
+    with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         onnx_copy = to_onnx(model, spec, work, filename="model.onnx")
         tf_dir = _run_onnx2tf(onnx_copy, work, images if "int8" in precisions else None, images)

@@ -121,7 +121,8 @@ def _spec(data: dict[str, Any], root: Path) -> ModelSpec:
 
 
 def load_bundle(bundle_dir: str | Path) -> Bundle:
-    """Parse ``bundle_dir/manifest.json`` (no file is hashed or opened here)."""
+    """Parse ``bundle_dir/manifest.json`` (no file is hashed or opened here; :func:`verify` /
+    :func:`load_verified` check every file it lists)."""
     root = Path(bundle_dir).resolve()
     mpath = root / "manifest.json"
     if not mpath.is_file():
@@ -148,6 +149,8 @@ def verify_file(art: ArtifactFile) -> None:
     """Raise BundleError when the file is missing or its sha256/size differ from manifest.json."""
     if not art.path.exists():
         raise BundleError(f"{art.rel}: file listed in manifest.json is missing ({art.path})")
+    if art.path.is_dir():
+        _verify_package_files(art)  # names the changed file inside an .mlpackage
     size = size_bytes(art.path)
     if art.bytes is not None and size != int(art.bytes):
         raise BundleError(f"{art.rel}: size {size} bytes differs from manifest.json "
@@ -156,3 +159,143 @@ def verify_file(art: ArtifactFile) -> None:
     if digest != art.sha256:
         raise BundleError(f"{art.rel}: sha256 mismatch: manifest.json says {art.sha256[:16]}…, "
                           f"file has {digest[:16]}… (file changed after export)")
+
+
+# --- every file a consumer reads --------------------------------------------------------------
+#: Documents every bundle must list in manifest.json ``documents`` (the apps and the harness read them).
+REQUIRED_DOCUMENTS = ("spec.json", "labels.txt")
+PARITY_SEAL_KEY = "manifest_sha256"  # parity.json's record of the manifest.json it judged
+
+
+def manifest_digest(bundle_dir: str | Path) -> str:
+    """sha256 of the bundle's manifest.json bytes (what parity.json records as ``manifest_sha256``)."""
+    return _file_sha256(Path(bundle_dir) / "manifest.json")
+
+
+def _check_one(path: Path, rel: str, sha: str, size: Any, where: str) -> None:
+    if not path.is_file():
+        raise BundleError(f"{rel}: listed in {where} but missing ({path})")
+    got = path.stat().st_size
+    if size is not None and got != int(size):
+        raise BundleError(f"{rel}: size {got} bytes differs from {where} ({size} bytes): file changed after export")
+    digest = _file_sha256(path)
+    if digest != sha:
+        raise BundleError(f"{rel}: sha256 mismatch: {where} says {str(sha)[:16]}…, file has {digest[:16]}… "
+                          f"(file changed after export)")
+
+
+def _entry_list(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(e, dict) and "path" in e and "sha256" in e for e in value):
+        raise BundleError(f"{where}: must be a list of {{path, sha256, bytes}} objects")
+    return value
+
+
+def verify_documents(bundle: Bundle) -> None:
+    """Check every entry of manifest.json ``documents`` (spec.json, labels.txt, MODEL_CARD.md, ...) and that
+    spec.json says what manifest.json's ``spec`` says; raise :class:`BundleError` naming the file."""
+    where = f"{bundle.root}/manifest.json"
+    if "documents" not in bundle.manifest:
+        raise BundleError(f"{where}: no 'documents' list, so spec.json and labels.txt cannot be verified "
+                          f"(bundle exported by an older moleport); re-export it")
+    docs = _entry_list(bundle.manifest["documents"], f"{where} documents")
+    listed = {str(d["path"]) for d in docs}
+    missing = [d for d in REQUIRED_DOCUMENTS if d not in listed]
+    if missing:
+        raise BundleError(f"{where}: documents does not list {missing}; the bundle cannot be verified")
+    for d in docs:
+        rel = str(d["path"])
+        path = (bundle.root / rel).resolve()
+        if bundle.root not in path.parents:
+            raise BundleError(f"{where}: document path {rel!r} points outside the bundle")
+        _check_one(path, rel, str(d["sha256"]), d.get("bytes"), "manifest.json documents")
+    raw = bundle.manifest.get("spec")
+    if isinstance(raw, dict):
+        try:
+            on_disk = ModelSpec.load(bundle.root / "spec.json")
+            declared = ModelSpec.from_dict(raw, source=f"{where} spec")
+        except SpecError as exc:
+            raise BundleError(f"{bundle.root / 'spec.json'}: {exc}") from exc
+        if on_disk.to_dict() != declared.to_dict():
+            raise BundleError(f"spec.json: differs from manifest.json's spec (threshold {on_disk.threshold} vs "
+                              f"{declared.threshold}, temperature {on_disk.temperature} vs {declared.temperature})")
+
+
+def _verify_package_files(art: ArtifactFile) -> None:
+    """An artifact folder (.mlpackage): every file inside as listed in its entry's ``files``, nothing more."""
+    entries = art.entry.get("files")
+    if entries is None:
+        return
+    entries = _entry_list(entries, f"manifest.json entry {art.rel} files")
+    root = art.path.parents[len(Path(art.rel).parts) - 1]  # the bundle folder: entry paths are relative to it
+    listed = {str(e["path"]) for e in entries}
+    present = {q.relative_to(root).as_posix() for q in art.path.rglob("*") if q.is_file()} if art.path.is_dir() else set()
+    extra = sorted(present - listed)
+    if extra:
+        raise BundleError(f"{art.rel}: holds file(s) not in manifest.json: {extra[:5]} (added after export)")
+    for e in entries:
+        _check_one(root / str(e["path"]), str(e["path"]), str(e["sha256"]), e.get("bytes"),
+                   f"manifest.json entry {art.rel}")
+
+
+def check_parity_seal(bundle: Bundle) -> None:
+    """When parity.json records the manifest.json it judged, the manifest must still be that one."""
+    ppath = bundle.root / "parity.json"
+    if not ppath.is_file():
+        return
+    sealed = read_json_object(ppath, BundleError, "parity report").get(PARITY_SEAL_KEY)
+    if sealed and sealed != manifest_digest(bundle.root):
+        raise BundleError(f"manifest.json: sha256 differs from the one parity.json judged ({str(sealed)[:16]}…): "
+                          f"manifest.json changed after parity; re-run `moleport parity`")
+
+
+def verify(bundle: Bundle, *, artifacts: bool = True, parity_seal: bool = False) -> Bundle:
+    """Verify the whole bundle before use: documents, every artifact (and every file in an .mlpackage),
+    and with ``parity_seal`` that manifest.json is the one parity.json judged. Returns ``bundle``."""
+    verify_documents(bundle)
+    if artifacts:
+        for art in bundle.files:
+            verify_file(art)
+    if parity_seal:
+        check_parity_seal(bundle)
+    return bundle
+
+
+def load_verified(bundle_dir: str | Path, *, parity_seal: bool = False) -> Bundle:
+    """:func:`load_bundle` + :func:`verify`; the spec is then the verified spec.json."""
+    return verify(load_bundle(bundle_dir), parity_seal=parity_seal)
+
+
+def document_entry(bundle_dir: str | Path, rel_path: str) -> dict[str, Any]:
+    """``{path, sha256, bytes}`` of one file of the bundle, as manifest.json ``documents`` lists it."""
+    p = Path(bundle_dir) / rel_path
+    if not p.is_file():
+        raise BundleError(f"{p}: not found")
+    return {"path": Path(rel_path).as_posix(), "sha256": _file_sha256(p), "bytes": p.stat().st_size}
+
+
+def refresh_document(bundle_dir: str | Path, rel_path: str) -> dict[str, Any]:
+    """Re-record one document (e.g. MODEL_CARD.md rewritten after export) in manifest.json ``documents``.
+
+    The other documents must still verify (a tampered bundle is not re-sealed); manifest.json is rewritten
+    atomically, and parity.json's ``manifest_sha256`` is moved along when it sealed the previous manifest."""
+    import json
+
+    from moleport.jsonio import write_text_atomic
+
+    root = Path(bundle_dir).resolve()
+    bundle = load_bundle(root)
+    entry = document_entry(root, rel_path)
+    docs = [d for d in bundle.manifest.get("documents") or [] if isinstance(d, dict) and d.get("path") != entry["path"]]
+    for d in docs:
+        _check_one(root / str(d["path"]), str(d["path"]), str(d["sha256"]), d.get("bytes"), "manifest.json documents")
+    before = manifest_digest(root)
+    manifest = dict(bundle.manifest, documents=sorted(docs + [entry], key=lambda d: d["path"]))
+    write_text_atomic(root / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n",
+                      BundleError, "bundle manifest")
+    ppath = root / "parity.json"
+    if ppath.is_file():
+        report = read_json_object(ppath, BundleError, "parity report")
+        if report.get(PARITY_SEAL_KEY) == before:
+            report[PARITY_SEAL_KEY] = manifest_digest(root)
+            write_text_atomic(ppath, json.dumps(report, indent=1, allow_nan=False) + "\n", BundleError, "parity report")
+    return entry
