@@ -43,6 +43,25 @@ function describe(details) {
  * A compiled classifier for one bundle entry.
  * `entry` is the model's row of models.json: {path, precision, input: {dtype, quantization}, output: {...}}.
  */
+/**
+ * Refuse `bytes` whose sha256 differs from `expected` (the list scripts/build.mjs writes in models.json).
+ * WebCrypto exists only in secure contexts (https, localhost); elsewhere the check is skipped with a warning.
+ */
+export async function checkSha256(bytes, expected, what) {
+  if (!expected) throw new ModelError(`${what}: models.json records no sha256 for it; rebuild the page.`);
+  const subtle = globalThis.crypto && globalThis.crypto.subtle;
+  if (!subtle) {
+    console.warn(`moleport: no WebCrypto here (not a secure context); ${what} not checked against models.json`);
+    return;
+  }
+  const digest = Array.from(new Uint8Array(await subtle.digest('SHA-256', bytes)),
+    (b) => b.toString(16).padStart(2, '0')).join('');
+  if (digest !== expected) {
+    throw new ModelError(`${what} is not the file this page was built with (sha256 ${digest.slice(0, 16)}…, ` +
+      `models.json says ${expected.slice(0, 16)}…); reload, or rebuild the page.`);
+  }
+}
+
 export class Classifier {
   constructor(model, entry, { size, melanomaIndex }) {
     this.model = model;
@@ -64,6 +83,7 @@ export class Classifier {
       throw new ModelError(`Could not download the model ${url}: HTTP ${response.status} ${response.statusText}.`);
     }
     const bytes = new Uint8Array(await response.arrayBuffer());
+    await checkSha256(bytes, entry && entry.sha256, url);
     const magic = bytes.length >= 8 ? String.fromCharCode(...bytes.subarray(4, 8)) : '';
     if (magic !== 'TFL3') {
       throw new ModelError(`${url} is not a TFLite model (${bytes.length} bytes, no TFL3 identifier).`);

@@ -1,5 +1,5 @@
 // The page: pick or take a photo, choose the square, run the bundle's model on this device.
-import { initRuntime, Classifier, ModelError } from './classifier.js';
+import { initRuntime, Classifier, ModelError, checkSha256 } from './classifier.js';
 import { decodeImageFile, captureVideoFrame, ImageInputError } from './decode.js';
 import {
   preprocessRgba, checkSpec, centreSquare, squareAround, riskBand, PreprocessError, MIN_SIDE,
@@ -56,9 +56,24 @@ async function fetchJson(url, what) {
 }
 
 async function loadConfig() {
-  const spec = await fetchJson(new URL('spec.json', MODEL_DIR), 'the model spec');
-  state.spec = { ...checkSpec(spec), raw: spec };
   const models = await fetchJson(new URL('models.json', MODEL_DIR), 'the model list');
+  const specUrl = new URL('spec.json', MODEL_DIR);
+  let specBytes;
+  try {
+    const response = await fetch(specUrl);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    specBytes = new Uint8Array(await response.arrayBuffer());
+  } catch (err) {
+    throw new ModelError(`Could not download the model spec (${specUrl}): ${err.message || err}.`, err);
+  }
+  await checkSha256(specBytes, models.spec_sha256, `the model spec (${specUrl})`);
+  let spec;
+  try {
+    spec = JSON.parse(new TextDecoder().decode(specBytes));
+  } catch (err) {
+    throw new ModelError(`the model spec (${specUrl}) is not valid JSON.`, err);
+  }
+  state.spec = { ...checkSpec(spec), raw: spec };
   if (!Array.isArray(models.models) || models.models.length === 0) {
     throw new ModelError('models.json lists no TFLite model; rebuild with web_demo/scripts/build.sh BUNDLE_DIR.');
   }
