@@ -51,9 +51,7 @@ def run_bench(args: argparse.Namespace) -> int:
         results["data"] = [dict(step="synth", **bench_synth(n=args.synth_n))] + _flatten(bench_decode())
         print("\n## data\n" + _table(results["data"]))
     if "train" in args.only:
-        from moleport.train.bench import bench_train
-
-        results["train"] = bench_train(args.archs, batch_sizes=tuple(args.batch_sizes), steps=args.steps)
+        results["train"] = _bench_train_threads(args)
         print("\n## training throughput\n" + _table(results["train"]))
         from moleport.train.bench import projected_grid_hours
 
@@ -74,6 +72,22 @@ def run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_train_threads(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Training rows, fp32 and bf16 side by side, with ``--threads`` set only for the measurement."""
+    import torch
+
+    from moleport.train.bench import bench_train
+
+    before = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return bench_train(args.archs, batch_sizes=tuple(args.batch_sizes), steps=args.steps,
+                           precisions=args.precisions)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _latest_checkpoint() -> Path | None:
     cands = sorted((artifacts_dir() / "train").glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
     return cands[-1] if cands else None
@@ -85,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--archs", nargs="+", default=["mobilenet", "mobilenet_v2", "resnet50", "vgg16", "vgg19", "alexnet"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 256])
     p.add_argument("--steps", type=int, default=3, help="timed training steps per (arch, batch)")
+    p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                   help="forward autocast per training row (bf16 on CPU only where the processor has it)")
+    p.add_argument("--threads", type=int, help="torch threads for the training rows (default: torch's)")
     p.add_argument("--synth-n", type=int, default=200)
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--manifest", type=Path)

@@ -1,4 +1,8 @@
-"""``moleport train``: one named run (``--run``) or the paper's Table 2 (``--grid paper``)."""
+"""``moleport train``: one named run (``--run``) or the paper's Table 2 (``--grid paper``).
+
+Under ``torchrun`` (or with ``--distributed N``, which re-launches itself under torchrun): ``--run`` trains
+data-parallel over the ranks, ``--grid`` spreads whole runs over them (see :mod:`moleport.train.distributed`).
+"""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +30,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
     p.add_argument("--augment", action="store_true", help="random flips and 90-degree rotations")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="forward autocast: auto = bf16 on CUDA, fp32 on CPU (default); bf16 on CPU needs "
+                        "AVX512-BF16/AMX; weights and checkpoints stay fp32")
+    p.add_argument("--distributed", type=int, metavar="N",
+                   help="re-run this command under torchrun with N local processes (--run: data-parallel, "
+                        "--grid: runs spread over the processes)")
     p.add_argument("--jitter", type=float, help="colour jitter amount (brightness/contrast/saturation ±x)")
     p.add_argument("--freeze-blocks", dest="freeze_blocks", type=int, help="freeze model.features[:N]")
     p.add_argument("--color-constancy", dest="color_constancy", choices=["none", *COLOR_CONSTANCY_RULES],
@@ -57,7 +67,8 @@ def resolve_manifest(data: str, out: Path):
 def _overrides(args: argparse.Namespace, cfg, out: Path):
     changes = {"out_dir": out / cfg.name, "device": args.device, "resume": args.resume,
                "augment": args.augment or cfg.augment, "compile": args.compile}
-    for key in ("epochs", "limit", "weights", "seed", "jitter", "freeze_blocks", "calibrate", "target_sensitivity"):
+    for key in ("epochs", "limit", "weights", "seed", "jitter", "freeze_blocks", "calibrate", "target_sensitivity",
+                "precision"):
         if getattr(args, key, None) is not None:
             changes[key] = getattr(args, key)
     if getattr(args, "color_constancy", None) is not None:
@@ -66,7 +77,8 @@ def _overrides(args: argparse.Namespace, cfg, out: Path):
 
 
 def main(args: argparse.Namespace) -> int:
-    from moleport.train.config import ConfigError, get_run, load_runs, paper_runs
+    from moleport.train import distributed as D
+    from moleport.train.config import load_runs
 
     if args.list:
         for name, cfg in load_runs().items():
@@ -77,19 +89,33 @@ def main(args: argparse.Namespace) -> int:
     if not args.data:
         print("moleport train: --data MANIFEST_OR_SOURCE is required", file=sys.stderr)
         return 2
+    if getattr(args, "distributed", None) and not D.launched_by_torchrun():
+        return D.exec_torchrun(args.distributed, sys.argv[1:])
+    if D.launched_by_torchrun():
+        backend = "gloo" if args.grid else D.default_backend(args.device)
+        with D.process_group(backend) as ctx:
+            return _train(args, ctx)
+    return _train(args, D.SOLO)
+
+
+def _train(args: argparse.Namespace, ctx) -> int:
+    from moleport.train.config import ConfigError, get_run, paper_runs
+
     out = args.out or artifacts_dir() / "train"
     try:
         manifest = resolve_manifest(args.data, out)
         if args.grid:
             from moleport.train.grid import run_grid
 
-            result = run_grid([_overrides(args, c, out) for c in paper_runs()], manifest, out)
-            print((out / "paper_grid.md").read_text())
+            result = run_grid([_overrides(args, c, out) for c in paper_runs()], manifest, out, ctx)
+            if ctx.is_main:
+                print((out / "paper_grid.md").read_text())
             return 0 if result["winner"] else 1
         from moleport.train.loop import train_run
 
-        run_dir = train_run(_overrides(args, get_run(args.run), out), manifest)
-        print(run_dir / "checkpoint.pt")
+        run_dir = train_run(_overrides(args, get_run(args.run), out), manifest, ctx)
+        if ctx.is_main:
+            print(run_dir / "checkpoint.pt")
         return 0
     except (ConfigError, ValueError, RuntimeError) as exc:
         print(f"moleport train: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ from moleport.spec import COLOR_CONSTANCY_RULES
 
 RUNS_FILE = Path(__file__).with_name("runs.json")
 SCHEDULES = ("constant", "cosine", "onecycle")
+PRECISIONS = ("auto", "fp32", "bf16")  # autocast of the forward pass only; weights and checkpoints stay fp32
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     limit: int | None = None  # first N images of every split (smoke runs)
     compile: bool = False  # torch.compile on CUDA
+    precision: str = "auto"  # forward autocast: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: needs AVX512-BF16/AMX)
     resume: bool = False
     target_sensitivity: float = 0.95  # melanoma sensitivity the threshold is chosen for on VAL
     paper: bool = False
@@ -66,6 +68,8 @@ class RunConfig:
         if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:
             raise ConfigError(f"run {self.name!r}: color_constancy must be null or one of {COLOR_CONSTANCY_RULES}, "
                               f"got {self.color_constancy!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"run {self.name!r}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"run {self.name!r}: limit must be >= 1")
 

@@ -66,15 +66,16 @@ def colour_jitter(x_u8: torch.Tensor, amount: float) -> torch.Tensor:
     return ((x - grey) * f[2] + grey).clamp(0.0, 255.0)
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """Shuffled index batches, reproducible from (seed, epoch) so a resumed run sees the same order.
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1) -> list[torch.Tensor]:
+    """Shuffled GLOBAL index batches, reproducible from (seed, epoch) so a resumed run sees the same order.
 
-    A trailing batch of a single image is dropped (BatchNorm cannot train on one sample).
+    A trailing batch of a single image is dropped (BatchNorm cannot train on one sample); data-parallel over
+    ``world`` ranks, a trailing batch that would leave some rank fewer than 2 images is dropped too.
     """
     gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     perm = torch.randperm(n, generator=gen)
     batches = list(perm.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if len(batches) > 1 and len(batches[-1]) < (2 if world == 1 else 2 * world):
         batches.pop()
     return batches
 
@@ -82,7 +83,11 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, data: SplitTensors, spec: ModelSpec, device: torch.device,
                    batch_size: int = 64) -> torch.Tensor:
-    """Logits (float32, CPU) of every image, model in eval mode, bf16 autocast on CUDA."""
+    """Logits (float32, CPU) of every image, model in eval mode, bf16 autocast on CUDA.
+
+    On CPU evaluation stays fp32 whatever the training precision: the val threshold is chosen with the numerics
+    of the fp32 weights that exports and parity start from.
+    """
     model.eval()
     out = []
     for start in range(0, len(data), batch_size):

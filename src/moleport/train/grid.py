@@ -51,20 +51,35 @@ def grid_markdown(rows: list[dict[str, Any]], winner: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_grid(configs: list[RunConfig], manifest: Manifest | str | Path, out_dir: Path) -> dict[str, Any]:
-    """Train every config (a failing run is recorded, not fatal); write paper_grid.json/.md in out_dir."""
-    rows = []
-    for cfg in configs:
-        try:
-            run_dir = train_run(cfg, manifest)
-            rows.append(grid_row(cfg, json.loads((run_dir / "metrics.json").read_text())))
-        except (ModelError, TrainError, ValueError) as exc:
-            print(f"[{cfg.name}] FAILED: {exc}", flush=True)
-            rows.append(grid_row(cfg, None, f"{type(exc).__name__}: {exc}"))
+def _train_row(cfg: RunConfig, manifest: Manifest | str | Path) -> dict[str, Any]:
+    """One grid row; a failing run is recorded, not fatal."""
+    try:
+        run_dir = train_run(cfg, manifest)
+        return grid_row(cfg, json.loads((run_dir / "metrics.json").read_text()))
+    except (ModelError, TrainError, ValueError) as exc:
+        print(f"[{cfg.name}] FAILED: {exc}", flush=True)
+        return grid_row(cfg, None, f"{type(exc).__name__}: {exc}")
+
+
+def run_grid(configs: list[RunConfig], manifest: Manifest | str | Path, out_dir: Path, ctx=None) -> dict[str, Any]:
+    """Train every config; write paper_grid.json/.md in out_dir.
+
+    With a :class:`~moleport.train.distributed.DistContext` of several ranks, rank r trains whole runs
+    ``configs[r::world]`` (single-process each, on its own GPU when there are several) and rank 0 writes the one
+    table, rows in the order of ``configs``; every rank returns the same result.
+    """
+    from moleport.train.distributed import SOLO
+
+    ctx = ctx or SOLO
+    mine = [(i, _train_row(cfg.replace(device=ctx.device(cfg.device)), manifest))
+            for i, cfg in enumerate(configs) if i % ctx.world == ctx.rank]
+    rows = [row for _, row in sorted((p for part in ctx.gather(mine) for p in part), key=lambda p: p[0])]
     done = [r for r in rows if "val_accuracy" in r]
     winner = max(done, key=lambda r: (r["val_accuracy"], -r["epochs"]))["run"] if done else None
-    result = {"winner": winner, "winner_chosen_by": "validation accuracy at 0.5", "rows": rows}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "paper_grid.json", result)
-    (out_dir / "paper_grid.md").write_text(grid_markdown(rows, winner), encoding="utf-8")
+    result = {"winner": winner, "winner_chosen_by": "validation accuracy at 0.5", "world_size": ctx.world, "rows": rows}
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(out_dir / "paper_grid.json", result)
+        (out_dir / "paper_grid.md").write_text(grid_markdown(rows, winner), encoding="utf-8")
+    ctx.barrier()
     return result
