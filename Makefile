@@ -9,7 +9,7 @@ DATA     ?=
 EXPORT_ARGS ?=
 SHARED   ?= ../shared
 
-.PHONY: install export ship test test-fast bench parity parity-real android-assets android-core-test web serve-web web-test clean
+.PHONY: install export ship test test-fast bench parity parity-real android-assets android-core-test web serve-web web-test clean gpu-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -61,3 +61,8 @@ serve-web:
 
 web-test: $(STAMP)
 	bash web_demo/scripts/web_test.sh artifacts/export/$(NAME)
+
+# The prepared GPU check (make bench, then the whole Table 2 grid on $(SHARED)/data/ham10000-mel-nv, report in
+# artifacts/gpu_check/gpu_check.md); GPU_CHECK_ARGS=--tiny runs its CPU smoke mode.
+gpu-check: $(STAMP)
+	VPY=$(VPY) bash scripts/gpu_check.sh $(GPU_CHECK_ARGS)

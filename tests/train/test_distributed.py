@@ -179,6 +179,18 @@ if __name__ != "__main__":
         assert ck["run"]["precision"] == "bf16"
         assert all(v.dtype == torch.float32 for v in ck["state_dict"].values() if v.is_floating_point())
 
+    def test_gpu_check_script_runs_in_tiny_mode_on_cpu(tmp_path):
+        env = {**os.environ, "VPY": sys.executable, "MOLEPORT_ARTIFACTS": str(tmp_path / "artifacts")}
+        script = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
+        proc = subprocess.run(["bash", str(script), "--tiny", "--out", str(tmp_path / "gc")], env=env,
+                              capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        info = json.loads((tmp_path / "gc" / "gpu_check.json").read_text())
+        assert info["tiny"] and [r["run"] for r in info["runs"]] == ["mobilenet-bs16", "mobilenet-bs8"]
+        assert all(r["train_img_per_s"] > 0 for r in info["runs"]) and info["load"]["images"] > 0
+        md = (tmp_path / "gc" / "gpu_check.md").read_text()
+        assert "grid wall time" in md and "# Table 2" in md and "| fp32 |" in md
+
     def test_bf16_refused_on_a_cpu_without_it(monkeypatch):
         from moleport.train import loop
 
