@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from moleport.parity.runners.coreml_mil import (
-    IMPLEMENTATION, CoreMLPackageError, CoreMLReferenceRunner)
-from moleport.parity.runners.coreml_ops import UnsupportedOpError
+    IMPLEMENTATION, CoreMLPackageError, CoreMLReferenceRunner, MILExecutionError)
+from moleport.parity.runners.coreml_ops import (UnsupportedOpError, constexpr_affine_dequantize,
+                                                  constexpr_blockwise_shift_scale)
 
 ct = pytest.importorskip("coremltools")
 
@@ -27,6 +28,8 @@ SIZE = 224
 N_IMAGES = 4
 FP32_TOL = 1e-4
 FP16_TOL = 0.05
+# int8 per-channel weights (fp32 compute) of the small random model: measured max |dp| 8.9e-3
+W8_TOL = 0.03
 
 
 class PixelWrapper(nn.Module):
@@ -240,3 +243,98 @@ def test_mobilenet_v2_speed(packages, x):
     ms = (time.perf_counter() - t0) / 2 * 1e3
     print(f"mobilenet_v2 fp32 reference: {ms:.0f} ms/image")
     assert ms < 3000  # generous: a shared, loaded CI core; ~100-250 ms when quiet
+
+
+# --------------------------------------------------------------------------- compressed weights
+
+def test_affine_dequantize_kernel():
+    q = np.array([[-128, 0, 127], [5, -5, 10]], np.int8)
+    scale = np.array([0.5, 2.0], np.float32)
+    out = constexpr_affine_dequantize(q, np.int8(0), scale, np.int32(0))
+    np.testing.assert_array_equal(out, [[-64.0, 0.0, 63.5], [10.0, -10.0, 20.0]])
+    zp = np.array([128, 0, 10], np.uint8)  # uint8 data, zero point along axis 1 (= -1)
+    u = np.array([[0, 0, 10], [255, 3, 20]], np.uint8)
+    out = constexpr_affine_dequantize(u, zp, np.float32(0.25), np.int32(-1))
+    np.testing.assert_array_equal(out, [[-32.0, 0.0, 0.0], [31.75, 0.75, 2.5]])
+    with pytest.raises(ValueError, match="scale has 3 values"):
+        constexpr_affine_dequantize(q, np.int8(0), np.ones(3, np.float32), np.int32(0))
+    with pytest.raises(ValueError, match="axis 2"):
+        constexpr_affine_dequantize(q, np.int8(0), np.float32(1), np.int32(2))
+    with pytest.raises(UnsupportedOpError, match="int16"):
+        constexpr_affine_dequantize(q.astype(np.int16), 0, np.float32(1), np.int32(0))
+
+
+def test_blockwise_shift_scale_kernel():
+    data = np.arange(8, dtype=np.int8).reshape(2, 4)
+    scale = np.array([[1.0, 10.0], [100.0, 1000.0]], np.float32)  # blocks of 1 x 2
+    offset = np.array([[0, 1], [2, 3]], np.int8)
+    out = constexpr_blockwise_shift_scale(data, scale, offset)
+    np.testing.assert_array_equal(out, [[0, 1, 10, 20], [200, 300, 3000, 4000]])
+    np.testing.assert_array_equal(constexpr_blockwise_shift_scale(data, scale[:, :1]),
+                                  data * np.array([[1.0], [100.0]]))
+    with pytest.raises(ValueError, match="does not tile"):
+        constexpr_blockwise_shift_scale(data, np.ones((2, 3), np.float32))
+
+
+def _quantized(packages, key, tmp_path, name, config):
+    ml = ct.models.MLModel(str(packages[key]), skip_model_load=True)
+    path = tmp_path / f"{name}.mlpackage"
+    config(ml).save(str(path))
+    return path
+
+
+def _w8(ml):
+    op = ct.optimize.coreml.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0)
+    return ct.optimize.coreml.linear_quantize_weights(ml, ct.optimize.coreml.OptimizationConfig(global_config=op))
+
+
+@pytest.mark.parametrize("target,constexpr", [("iOS16", "constexpr_affine_dequantize"),
+                                              ("iOS18", "constexpr_blockwise_shift_scale")])
+def test_int8_weight_programs_match_torch(target, constexpr, models, packages, x, tmp_path):
+    """coremltools' own weight quantizer (not moleport's export), run by the reference: iOS16
+    stores int8 weights as constexpr_affine_dequantize, iOS18 as constexpr_blockwise_shift_scale."""
+    fp32 = convert(models["small"], tmp_path / "fp32.mlpackage", ct.precision.FLOAT32,
+                   getattr(ct.target, target))
+    path = _quantized({"m": fp32}, "m", tmp_path, "w8", _w8)
+    runner = CoreMLReferenceRunner(path)
+    assert runner.weight_compression == (constexpr,)
+    assert runner.precision == "fp32"
+    assert CoreMLReferenceRunner(fp32).weight_compression == ()
+    want = torch_p(models["small"], x)
+    err = np.abs(runner.predict(x) - want).max()
+    exact = np.abs(CoreMLReferenceRunner(fp32).predict(x) - want).max()
+    print(f"small w8 ({target}): max |dp| = {err:.2e} (fp32 {exact:.1e})")
+    assert exact <= FP32_TOL < err <= W8_TOL  # quantized weights change the output, boundedly
+
+
+def test_unsupported_constexpr_is_named(packages, tmp_path):
+    def palettize(ml):
+        op = ct.optimize.coreml.OpPalettizerConfig(mode="uniform", nbits=4, weight_threshold=0)
+        return ct.optimize.coreml.palettize_weights(ml, ct.optimize.coreml.OptimizationConfig(global_config=op))
+
+    path = _quantized(packages, ("small", "fp32"), tmp_path, "lut", palettize)
+    with pytest.raises(UnsupportedOpError,
+                       match=r"unsupported MIL op 'constexpr_lut_to_dense' \(producing '\w+'\)"):
+        CoreMLReferenceRunner(path)
+
+
+def test_truncated_int8_weights_are_named(packages, tmp_path):
+    path = _quantized(packages, ("small", "fp32"), tmp_path, "w8", _w8)
+    blob = _weights(path)
+    blob.write_bytes(blob.read_bytes()[: blob.stat().st_size // 2])
+    with pytest.raises(CoreMLPackageError, match=r"weight\.bin: cannot read (INT8|FLOAT32) weights at offset \d+ for "
+                       r"op 'constexpr_affine_dequantize' .*truncated or corrupt"):
+        CoreMLReferenceRunner(path)
+
+
+def test_constexpr_failure_is_an_execution_error(packages, tmp_path, monkeypatch):
+    from moleport.parity.runners import coreml_mil
+
+    path = _quantized(packages, ("small", "fp32"), tmp_path, "w8", _w8)
+
+    def broken(quantized_data, zero_point, scale, axis):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(coreml_mil, "CONSTEXPR_OPS", {"constexpr_affine_dequantize": broken})
+    with pytest.raises(MILExecutionError, match=r"op 'constexpr_affine_dequantize' producing '\w+' failed: boom"):
+        CoreMLReferenceRunner(path)

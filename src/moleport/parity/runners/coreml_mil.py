@@ -20,7 +20,13 @@ What Core ML does around the program, reproduced here:
 Precision: each op's result is rounded to the op's declared output dtype, so an fp16 program
 (``cast`` to fp16 after the input) runs with float16 tensors between ops while each kernel
 accumulates in float32 (see :mod:`.coreml_ops`) -- an approximation of Apple's fp16 engines,
-not a bit-exact model of them.
+not a bit-exact model of them. Mixed programs (fp32 ops, ``cast``, fp16 ops, ``cast`` back)
+run the same way, op by op.
+
+Compressed weights: ``constexpr_affine_dequantize`` (iOS16/17 int8/uint8 weights) and
+``constexpr_blockwise_shift_scale`` (iOS18) are evaluated once at load time, from their
+attributes or const inputs (int8/uint8 blobs read from the weights file), into float constants
+of their declared dtype; other constexpr ops (palettised / sparse weights) are refused by name.
 
 This module deliberately does not import ``moleport.export``: the harness must not reuse the
 code it judges.
@@ -36,8 +42,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from moleport.parity.runners.coreml_ops import (OPS, UnsupportedOpError, round_to,
-                                                  to_float32)
+from moleport.parity.runners.coreml_ops import (CONSTEXPR_OPS, OPS, UnsupportedOpError,
+                                                  round_to, to_float32)
 
 IMPLEMENTATION = "numpy-mlprogram-reference"
 POSITIVE_LABEL = "melanoma"
@@ -263,8 +269,48 @@ def _make_step(op: Any, consts: dict[str, Any], known: set[str], blobs: _Blobs) 
     return _Step(op.type, fn, inputs, outputs)
 
 
+def _constexpr(op: Any, consts: dict[str, Any], blobs: _Blobs) -> Any:
+    """Evaluate a ``constexpr_*`` op (compressed weights) now: its parameters are op attributes
+    (iOS16/17) or const inputs (iOS18); the result is rounded to its declared dtype."""
+    if len(op.outputs) != 1:
+        raise UnsupportedOpError(f"op {op.type!r}: constexpr ops with {len(op.outputs)} outputs")
+    name = op.outputs[0].name
+    where = f"op {op.type!r} producing {name!r}"
+    fn = CONSTEXPR_OPS.get(op.type)
+    if fn is None:
+        raise UnsupportedOpError(f"unsupported MIL op {op.type!r} (producing {name!r}); the numpy "
+                                 f"reference implements the constexpr ops {', '.join(sorted(CONSTEXPR_OPS))}")
+    args = {k: _decode_value(v, blobs, f"{where}, {k!r}")
+            for k, v in op.attributes.items() if k != "name"}
+    for k, arg in op.inputs.items():
+        (binding,) = arg.arguments
+        if binding.WhichOneof("binding") == "value":
+            args[k] = _decode_value(binding.value, blobs, f"{where}, {k!r}")
+        elif binding.name in consts:
+            args[k] = consts[binding.name]
+        else:
+            raise CoreMLPackageError(f"{blobs.model_dir}: {where}: input {k!r} refers to "
+                                     f"{binding.name!r}, which is not a constant")
+    try:
+        inspect.signature(fn).bind(**args)
+    except TypeError as e:
+        raise UnsupportedOpError(f"{where}: parameters {sorted(args)} not supported ({e})") from None
+    try:
+        value = fn(**args)
+    except UnsupportedOpError as e:
+        raise UnsupportedOpError(f"{where}: {e}") from e
+    except (ValueError, TypeError, IndexError) as e:
+        raise MILExecutionError(f"{where} failed: {e}") from e
+    dtype = _output_dtype(op.outputs[0].type)
+    _, shape = _tensor_type(op.outputs[0].type)
+    if shape is not None and tuple(np.shape(value)) != shape:
+        raise MILExecutionError(f"{where} produced shape {np.shape(value)}, declared {shape}")
+    return value if dtype is None else round_to(value, dtype)
+
+
 def _compile(block: Any, input_names: set[str], blobs: _Blobs) -> list[_Step]:
-    """Steps for the block's non-const ops; const ops (and blob weights) are loaded now."""
+    """Steps for the block's non-const ops; const and constexpr ops (and blob weights) are
+    evaluated now."""
     consts: dict[str, Any] = {}
     known = set(input_names)
     steps = []
@@ -274,6 +320,9 @@ def _compile(block: Any, input_names: set[str], blobs: _Blobs) -> list[_Step]:
             if "val" not in op.attributes:
                 raise CoreMLPackageError(f"{blobs.model_dir}: const {name!r} has no 'val'")
             consts[name] = _decode_value(op.attributes["val"], blobs, f"const {name!r}")
+            continue
+        if op.type.startswith("constexpr_"):
+            consts[op.outputs[0].name] = _constexpr(op, consts, blobs)
             continue
         steps.append(_make_step(op, consts, known, blobs))
         known.update(o.name for o in op.outputs)
@@ -377,8 +426,14 @@ class CoreMLReferenceRunner:
         self._input = _image_input(spec, fn, model_file)
         self._steps = _compile(block, {self._input.name}, _Blobs(model_file.parent))
         self._probs_name, self.labels = _classifier(self._steps, model_file)
+        # Compute precision: "fp16" when any op computes in float16 (a mixed program, fp32
+        # pre-processing and head around an fp16 backbone, counts as fp16), else "fp32".
         self.precision = "fp16" if any(
             dtype is np.float16 for s in self._steps for _, dtype in s.outputs) else "fp32"
+        #: constexpr ops that decompress weights at load time (e.g. int8 weights:
+        #: ``("constexpr_affine_dequantize",)``); empty for plain fp32/fp16 weights.
+        self.weight_compression: tuple[str, ...] = tuple(sorted(
+            {op.type for op in block.operations if op.type.startswith("constexpr_")}))
 
     @property
     def op_types(self) -> tuple[str, ...]:

@@ -371,6 +371,72 @@ def classify(probabilities, classes):
     return labels[np.argmax(probs, axis=-1)], probs
 
 
+# --------------------------------------------------------------------------- constexpr (compressed weights)
+# Evaluated once when the program is compiled (their inputs are all constants, stored as op
+# attributes in iOS16/17 programs). Dequantisation is done in float64 and rounded once to the
+# op's declared output dtype by the interpreter.
+
+def _per_axis(v: Any, ndim: int, axis: int) -> np.ndarray:
+    """A scalar or 1-D per-channel parameter, shaped to broadcast along ``axis`` of rank ``ndim``."""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return a
+    if a.ndim != 1:
+        raise ValueError(f"per-channel parameter of rank {a.ndim} (expected a scalar or a vector)")
+    shape = [1] * ndim
+    shape[axis] = a.size
+    return a.reshape(shape)
+
+
+def constexpr_affine_dequantize(quantized_data, zero_point, scale, axis):
+    """iOS16 ``constexpr_affine_dequantize``: ``scale * (quantized_data - zero_point)``, with
+    ``scale``/``zero_point`` scalars or vectors along ``axis``."""
+    q = np.asarray(quantized_data)
+    if q.dtype not in (np.int8, np.uint8):
+        raise UnsupportedOpError(f"constexpr_affine_dequantize of {q.dtype} data (int8/uint8 only)")
+    ax = int(np.asarray(axis))
+    if not -q.ndim <= ax < q.ndim:
+        raise ValueError(f"axis {ax} out of range for quantized data of rank {q.ndim}")
+    ax %= q.ndim
+    zp = _per_axis(zero_point, q.ndim, ax).astype(np.float64)
+    sc = _per_axis(to_float32(scale), q.ndim, ax).astype(np.float64)
+    for name, v in (("zero_point", zp), ("scale", sc)):
+        if v.ndim and v.shape[ax] != q.shape[ax]:
+            raise ValueError(f"{name} has {v.shape[ax]} values for axis {ax} of size {q.shape[ax]}")
+    return (q.astype(np.float64) - zp) * sc
+
+
+def constexpr_blockwise_shift_scale(data, scale, offset=None):
+    """iOS18 ``constexpr_blockwise_shift_scale``: ``scale * (data - offset)``, ``scale``/``offset``
+    of the data's rank, each element covering a block of ``data.shape / scale.shape``."""
+    q = np.asarray(data)
+    if q.dtype not in (np.int8, np.uint8, np.float16, np.float32):
+        raise UnsupportedOpError(f"constexpr_blockwise_shift_scale of {q.dtype} data")
+    sc = np.asarray(to_float32(scale), np.float64)
+    if sc.ndim != q.ndim or any(d % b for d, b in zip(q.shape, sc.shape)):
+        raise ValueError(f"scale shape {sc.shape} does not tile data shape {q.shape}")
+
+    def expand(v):
+        for ax, (d, b) in enumerate(zip(q.shape, v.shape)):
+            v = np.repeat(v, d // b, axis=ax)
+        return v
+
+    x = to_float32(q).astype(np.float64)
+    if offset is not None:
+        off = np.asarray(to_float32(offset), np.float64)
+        if off.shape != sc.shape:
+            raise ValueError(f"offset shape {off.shape} differs from scale shape {sc.shape}")
+        x = x - expand(off)
+    return x * expand(sc)
+
+
+#: constexpr ops: run at compile time, their result is a constant of the program.
+CONSTEXPR_OPS: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "constexpr_affine_dequantize": constexpr_affine_dequantize,
+    "constexpr_blockwise_shift_scale": constexpr_blockwise_shift_scale,
+})
+
+
 # --------------------------------------------------------------------------- dispatch table
 
 OPS: Mapping[str, Callable[..., Any]] = MappingProxyType({
