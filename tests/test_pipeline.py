@@ -16,7 +16,7 @@ from moleport.paths import REPO_ROOT
 
 pytestmark = pytest.mark.heavy
 EXPECTED = {("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"), ("coreml", "fp32"),
-            ("coreml", "fp16"), ("executorch", "fp32"), ("executorch", "int8")}
+            ("coreml", "fp16"), ("coreml", "w8"), ("executorch", "fp32"), ("executorch", "int8")}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,17 @@ def test_make_export_pipeline_exports_every_format_and_passes_parity(e2e, capsys
     rejected = {r["artifact"] for r in parity["rows"] if r["precision"] == "int8" and not r["passed"]}
     for art_path in rejected:
         assert f"REJECTED (not shipped): {art_path}" in proc.stderr
+    # int8 artifacts are int8 backbones with fp32 pre/post-processing, whatever their verdict
+    sizes = {(f["format"], f["precision"]): f["bytes"] for f in manifest["files"]}
+    for fmt in ("tflite", "executorch"):
+        assert sizes[(fmt, "int8")] <= sizes[(fmt, "fp32")] / 3.5, sizes
+    qat = json.loads(Path(manifest["int8_program"]["report"]).read_text())
+    assert qat["quantized_layers"]["conv"] == 27 and qat["quantized_layers"]["linear"] == 1
+    assert qat["quantized_layers"]["float_conv"] == 0
+    # one ship decision, in parity.json, that the apps obey
+    ship = parity["ship"]["android"]
+    assert ship["fp32"] == "tflite/model_fp32.tflite" and ship["default"] in ship["ships"]
+    assert "TensorSpec" not in proc.stdout  # converter noise goes to the export log, not the console
 
 
 def test_android_core_golden_vectors_against_the_bundle(e2e, capsys):
@@ -82,3 +93,63 @@ def test_browser_runs_the_bundle_like_python(e2e, capsys):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " 0 failed" in proc.stdout
     assert (art / "web" / "result.png").is_file()
+
+
+def _whole_graph_int8_pte(ckpt: Path, manifest: Path, out: Path) -> Path:
+    """The retired int8 recipe: PT2E over the WHOLE wrapped graph (colour constancy, x**6, exp/log and the
+    sigmoid head quantized too), calibrated on training images, lowered to XNNPACK like the real export."""
+    import numpy as np
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                         get_symmetric_quantization_config)
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from moleport.data.arrays import load_split
+    from moleport.data.manifest import load_manifest
+    from moleport.export.wrapper import wrap
+    from moleport.models.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(ckpt)
+    wrapped = wrap(loaded.model, loaded.spec, "NHWC")
+    calib = load_split(load_manifest(manifest), "train").x[:64].astype(np.float32)
+    batch = torch.export.Dim("batch", min=1, max=32)
+    ep = torch.export.export(wrapped, (torch.as_tensor(calib[:2]),), dynamic_shapes=({0: batch},))
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(ep.module(), quantizer)
+    with torch.no_grad():
+        for i in range(0, len(calib), 32):
+            prepared(torch.as_tensor(calib[i:i + 32]))
+    converted = convert_pt2e(prepared)
+    example = (torch.zeros(1, 224, 224, 3),)
+    edge = to_edge_transform_and_lower(torch.export.export(converted, example), partitioner=[XnnpackPartitioner()])
+    out.write_bytes(edge.to_executorch().buffer)
+    return out
+
+
+def test_int8_that_quantizes_the_colour_constancy_fails_parity(e2e, tmp_path):
+    """The int8 recipe this project shipped before (whole graph quantized) must be caught by the gates."""
+    from moleport.parity.harness import run_parity
+
+    art, _, proc = e2e
+    assert proc.returncode == 0
+    bundle = Path(shutil.copytree(art / "export" / "ci", tmp_path / "ci"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    if not manifest["spec"].get("color_constancy"):
+        pytest.skip("the default model has no in-graph colour constancy")
+    old = _whole_graph_int8_pte(Path(manifest["checkpoint"]), Path(manifest["split_manifest"]),
+                                bundle / "executorch" / "model_int8_whole_graph.pte")
+    import hashlib
+
+    entry = {"path": "executorch/model_int8_whole_graph.pte", "format": "executorch", "precision": "int8",
+             "sha256": hashlib.sha256(old.read_bytes()).hexdigest(), "bytes": old.stat().st_size}
+    manifest["files"] = [f for f in manifest["files"] if f["format"] == "executorch"] + [entry]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    payload = run_parity(bundle, runtimes=["executorch"], latency_runs=0)
+    row = next(r for r in payload["rows"] if r["artifact"] == entry["path"])
+    assert row["status"] == "ok" and not row["passed"], row.get("violations")
+    print("\n".join(row["violations"]))
+    assert payload["partial"] and (bundle / "parity-partial.json").is_file()
+    scoped = next(r for r in payload["rows"] if r["artifact"] == "executorch/model_int8.pte")
+    assert scoped["p99_abs_dp"] < row["p99_abs_dp"]  # the backbone-scoped int8 is closer to the reference

@@ -59,26 +59,27 @@ tflite = {f.get("precision"): f for f in files if isinstance(f, dict) and f.get(
 if "fp32" not in tflite:
     sys.exit(f"{bundle}/manifest.json lists no fp32 tflite model (found: {sorted(map(str, tflite))})")
 parity_path = bundle / "parity.json"
-rejected = set()
-if parity_path.is_file():  # ship only what parity approved (its per-artifact verdicts)
-    parity = json.loads(parity_path.read_text(encoding="utf-8"))
-    sealed = parity.get("manifest_sha256")
-    if sealed and sealed != sha256(bundle / "manifest.json"):
-        sys.exit(f"{bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); "
-                 f"re-run 'moleport parity'")
-    verdicts = parity.get("artifacts")
-    if not isinstance(verdicts, dict):
-        sys.exit(f"{parity_path}: no per-artifact verdicts ('artifacts'); re-run 'moleport parity' on the bundle")
-    rejected = {path for path, v in verdicts.items() if not v.get("passed")}
-for precision in ("fp32", "int8"):
-    entry = tflite.get(precision)
+if not parity_path.is_file():
+    sys.exit(f"{parity_path}: not found; run 'moleport parity' first (parity.json decides what ships)")
+parity = json.loads(parity_path.read_text(encoding="utf-8"))
+sealed = parity.get("manifest_sha256")
+if sealed and sealed != sha256(bundle / "manifest.json"):
+    sys.exit(f"{bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); "
+             f"re-run 'moleport parity'")
+decision = (parity.get("ship") or {}).get("android")
+if not isinstance(decision, dict):
+    sys.exit(f"{parity_path}: no ship decision ('ship' -> 'android'); re-run 'moleport parity' on the bundle")
+if not decision.get("fp32"):
+    sys.exit(f"{parity_path}: the fp32 model failed parity ({decision.get('why')}); not bundling anything")
+for path, why in (decision.get("rejected") or {}).items():
+    print(f"copy_assets: skipping {path}: {why} (see {parity_path})")
+by_path = {f.get("path"): f for f in tflite.values()}
+wanted = [decision["fp32"]] + ([decision["default"]] if decision.get("default") not in (None, decision["fp32"]) else [])
+for rel in wanted:
+    entry = by_path.get(rel)
     if entry is None:
-        continue
-    if entry["path"] in rejected:
-        if precision == "fp32":
-            sys.exit(f"{bundle}/parity.json: the fp32 model {entry['path']} failed parity; not bundling it")
-        print(f"copy_assets: skipping {entry['path']}: it failed its parity gates (see {parity_path})")
-        continue
+        sys.exit(f"{parity_path}: ships {rel}, which manifest.json does not list as a tflite file")
+    precision = entry["precision"]
     src = bundle / entry["path"]
     if not src.is_file():
         sys.exit(f"{src}: listed in manifest.json but missing")
@@ -88,6 +89,10 @@ for precision in ("fp32", "int8"):
     shutil.copyfile(src, stage / f"model_{precision}.tflite")
     sums.append((digest, f"model_{precision}.tflite"))
     print(f"copy_assets: {src} -> model_{precision}.tflite ({src.stat().st_size} bytes)")
+default = by_path[decision.get("default") or decision["fp32"]]["precision"]
+(stage / "ship.json").write_text(json.dumps({"default": f"model_{default}.tflite", "fp32": "model_fp32.tflite",
+                                             "why": decision.get("why")}, indent=1) + "\n", encoding="utf-8")
+print(f"copy_assets: default model model_{default}.tflite ({decision.get('why')})")
 # the list the app checks what it loads against (sha256sum format)
 (stage / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for d, n in sums), encoding="utf-8")
 PYEOF

@@ -1,7 +1,8 @@
 """`make export`: the main job, end to end, on the embedded default data.
 
-    synthetic dataset -> split manifest -> quick-profile MobileNet -> every export -> parity
-    -> evaluation of the shipped artifact (test split + any --external data) into MODEL_CARD.md
+    synthetic dataset -> split manifest -> quick-profile MobileNet -> int8 backbone (calibration +
+    quantization-aware fine-tuning on the training split) -> every export -> parity -> evaluation of the
+    shipped artifact (test split + any --external data) into MODEL_CARD.md
 
 With ``--ckpt`` (and optionally ``--data``) it exports and checks a given checkpoint instead.
 Prints a summary table (format, precision, size, export status, parity) and exits non-zero
@@ -34,6 +35,7 @@ class PipelineConfig:
     limit: int | None = None
     externals: tuple[Path, ...] = ()  # evaluation-only data sources (never trained or tuned on)
     n_boot: int = 1000
+    qat_steps: int | None = None  # quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
 
 
 def _step(title: str) -> float:
@@ -77,8 +79,19 @@ def train_checkpoint(cfg: PipelineConfig, manifest: Path, root: Path) -> Path:
     return Path(run_dir) / "checkpoint.pt"
 
 
-#: Precisions whose parity failure fails the whole job. An int8 variant is an optional size/speed
-#: trade-off: when it fails its gates it is *rejected* (listed loudly, never shipped), not fatal.
+def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path, root: Path) -> Path:
+    """The int8 backbone both int8 artifacts are lowered from: calibrated, then fine-tuned (train split only)."""
+    from moleport.train.qat import QatConfig, quantize_checkpoint
+
+    qcfg = QatConfig() if cfg.qat_steps is None else QatConfig(steps=cfg.qat_steps)
+    t = _step(f"int8 backbone: calibration + {qcfg.steps} quantization-aware fine-tuning steps (training split)")
+    res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
+    print(f"    {res.program} ({time.perf_counter() - t:.1f} s)")
+    return res.program
+
+
+#: Precisions whose parity failure fails the whole job. The int8 and w8 variants are optional size/speed
+#: trade-offs: when they fail their gates they are *rejected* (listed loudly, never shipped), not fatal.
 REQUIRED_PRECISIONS = ("fp32", "fp16")
 
 
@@ -117,19 +130,12 @@ def verdict(man: dict, export_failures: list, parity: dict | None) -> tuple[bool
     return failed, msgs
 
 
-#: The artifact the apps bundle first (android_demo/scripts/copy_assets.sh, web_demo): evaluated for the card.
-SHIPPED_PREFERENCE = (("tflite", "fp32"), ("tflite", "fp16"), ("onnx", "fp32"))
-
-
 def shipped_artifact(man: dict, parity: dict | None) -> str | None:
-    """Relative path of the artifact the apps ship: the first of SHIPPED_PREFERENCE that exported and passed parity."""
-    verdicts = parity_verdicts(parity)
-    for fmt, precision in SHIPPED_PREFERENCE:
-        for f in man["files"]:
-            # without a parity run every exported file counts; with one, only what it passed
-            if (f["format"], f["precision"]) == (fmt, precision) and verdicts.get(f["path"], parity is None):
-                return f["path"]
-    return None
+    """The artifact the Android app runs by default: parity.json's ship decision (the smallest .tflite
+    that passed); without a parity run, the fp32 .tflite."""
+    if parity is not None:
+        return (parity.get("ship") or {}).get("android", {}).get("default")
+    return next((f["path"] for f in man["files"] if (f["format"], f["precision"]) == ("tflite", "fp32")), None)
 
 
 def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Path | None,
@@ -138,6 +144,7 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     ``bundle/evaluation/<data>/`` and the MODEL_CARD's performance section. None when nothing ships."""
     from moleport.evaluate.evaluation import evaluate_model, write_json
     from moleport.export import card
+    from moleport.parity.bundle import refresh_document
     from moleport.spec import ModelSpec
 
     rel = shipped_artifact(man, parity)
@@ -156,6 +163,7 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     section = card.performance_section(rel, spec, results, kinds)
     card_path = bundle / "MODEL_CARD.md"
     card_path.write_text(card.with_performance(card_path.read_text(encoding="utf-8"), section), encoding="utf-8")
+    refresh_document(bundle, "MODEL_CARD.md")  # manifest.json (and parity.json's seal) follow the new card
     keys = ("n", "counts", "threshold", "auc", "auc_ci", "sensitivity", "sensitivity_ci", "specificity",
             "specificity_ci", "ece")
     summary = {"artifact": rel, "results": {n: {"kind": kinds[n], "source": r["data"]["source"],
@@ -164,17 +172,39 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     return summary
 
 
+def export_quietly(ckpt: Path, bundle: Path, manifest: Path | None, program: Path | None, name: str):
+    """export_bundle with the converters' console output in ``<bundle>.export.log`` and one line per format."""
+    from moleport.export.bundle import FORMATS, export_bundle
+    from moleport.quiet import format_progress, library_output_to
+
+    log_path = bundle.parent / f"{name}.export.log"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    log_path.unlink(missing_ok=True)
+    with library_output_to(log_path, header=f"export {ckpt}") as term:
+        done: list[str] = []
+
+        def progress(fmt: str, outcomes) -> None:
+            done.append(fmt)
+            states = ", ".join(f"{o.precision} {o.status} ({o.seconds:.0f} s)" for o in outcomes)
+            print(f"    {format_progress(len(done), len(FORMATS), fmt)}: {states}", file=term, flush=True)
+
+        result = export_bundle(ckpt, bundle.parent, manifest=manifest, name=name, force=True, progress=progress,
+                               int8_program=program)
+    print(f"    converter output: {log_path}")
+    return result
+
+
 def run_pipeline(cfg: PipelineConfig) -> int:
-    from moleport.export.bundle import export_bundle
     from moleport.parity.harness import run_parity
 
     root = artifacts_dir()
     t0 = time.perf_counter()
     manifest = prepare_manifest(cfg, root) if (cfg.ckpt is None or cfg.data or cfg.manifest) else None
     ckpt = cfg.ckpt or train_checkpoint(cfg, manifest, root)
+    program = quantize_int8(cfg, ckpt, manifest, root) if manifest is not None else None
     bundle = root / "export" / cfg.name
     t = _step(f"exporting {ckpt} -> {bundle}")
-    result = export_bundle(ckpt, bundle.parent, manifest=manifest, name=cfg.name, force=True)
+    result = export_quietly(ckpt, bundle, manifest, program, cfg.name)
     print(f"    ({time.perf_counter() - t:.1f} s)")
     parity = None
     if cfg.parity:
@@ -212,13 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--external", type=Path, action="append", default=[],
                     help="external data source to evaluate the shipped artifact on (repeatable; never trained on)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the evaluation CIs")
+    ap.add_argument("--qat-steps", type=int, default=None,
+                    help="quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)")
     a = ap.parse_args(argv)
     for e in a.external:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
     cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest,
                          profile=a.profile, epochs=a.epochs, parity=a.parity, limit=a.limit, externals=tuple(a.external),
-                         n_boot=a.bootstrap)
+                         n_boot=a.bootstrap, qat_steps=a.qat_steps)
     return run_pipeline(cfg)
 
 

@@ -106,7 +106,17 @@ def tiny_bundle(tmp_path_factory):
 
     documents = [document_entry(d, "spec.json"), document_entry(d, "labels.txt")]  # as export_bundle lists them
     (d / "manifest.json").write_text(json.dumps({"files": files, "documents": documents}))
+    _judge(d, {"tiny_fp32.tflite": True, "tiny_int8.tflite": True})
     return d
+
+
+def _judge(bundle, passed: dict[str, bool]) -> None:
+    """parity.json with per-artifact verdicts and the ship decision moleport.parity.ship computes from them."""
+    from moleport.parity.ship import decide
+
+    files = json.loads((bundle / "manifest.json").read_text())["files"]
+    verdicts = {path: {"passed": ok, "runtimes": {"litert": ok}} for path, ok in passed.items()}
+    (bundle / "parity.json").write_text(json.dumps({"artifacts": verdicts, "ship": decide(files, verdicts)}))
 
 
 def test_bundle_reference_probabilities(tmp_path, tiny_bundle):
@@ -127,7 +137,8 @@ def test_copy_assets(tmp_path, tiny_bundle):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite",
-                                                       "model_int8.tflite", "spec.json"]
+                                                       "model_int8.tflite", "ship.json", "spec.json"]
+    assert json.loads((dest / "ship.json").read_text())["default"] == "model_int8.tflite"  # smallest that passed
     sums = dict(line.split("  ")[::-1] for line in (dest / "SHA256SUMS").read_text().splitlines())
     assert sums == {n: hashlib.sha256((dest / n).read_bytes()).hexdigest()
                     for n in ("labels.txt", "model_fp32.tflite", "model_int8.tflite", "spec.json")}
@@ -135,6 +146,12 @@ def test_copy_assets(tmp_path, tiny_bundle):
     missing = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tmp_path / "nope")], env=env,
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "run 'make export' first" in missing.stderr
+    unjudged = tmp_path / "unjudged"  # no parity.json: nothing decides what ships, so nothing is copied
+    shutil.copytree(tiny_bundle, unjudged)
+    (unjudged / "parity.json").unlink()
+    bad = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(unjudged)], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "parity.json decides what ships" in bad.stderr
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
     (broken / "tiny_fp32.tflite").write_bytes(b"not a model")
@@ -151,27 +168,27 @@ def test_copy_assets(tmp_path, tiny_bundle):
 
 
 def test_copy_assets_ships_only_what_parity_approved(tmp_path, tiny_bundle):
-    """parity.json's per-artifact verdicts decide: a rejected int8 is skipped, a failed fp32 stops the copy."""
+    """parity.json's ship decision decides: a rejected int8 is skipped, a failed fp32 stops the copy."""
     dest = tmp_path / "assets" / "model"
     env = dict(os.environ, ASSETS_DIR=str(dest))
     judged = tmp_path / "judged"
     shutil.copytree(tiny_bundle, judged)
-    verdicts = {"tiny_fp32.tflite": {"passed": True}, "tiny_int8.tflite": {"passed": False}}
-    (judged / "parity.json").write_text(json.dumps({"artifacts": verdicts}))
+    _judge(judged, {"tiny_fp32.tflite": True, "tiny_int8.tflite": False})
     run = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert "skipping tiny_int8.tflite: it failed its parity gates" in run.stdout
-    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite", "spec.json"]
-    verdicts["tiny_fp32.tflite"]["passed"] = False
-    (judged / "parity.json").write_text(json.dumps({"artifacts": verdicts}))
+    assert "skipping tiny_int8.tflite: failed its parity gates" in run.stdout
+    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite", "ship.json",
+                                                      "spec.json"]
+    assert json.loads((dest / "ship.json").read_text())["default"] == "model_fp32.tflite"
+    _judge(judged, {"tiny_fp32.tflite": False, "tiny_int8.tflite": True})
     bad = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
                          capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "failed parity; not bundling it" in bad.stderr
-    (judged / "parity.json").write_text(json.dumps({"rows": []}))  # an old report without verdicts: refuse clearly
+    assert bad.returncode != 0 and "the fp32 model failed parity" in bad.stderr
+    (judged / "parity.json").write_text(json.dumps({"rows": []}))  # an old report without a decision: refuse clearly
     old = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(judged)], env=env,
                          capture_output=True, text=True, timeout=120)
-    assert old.returncode != 0 and "no per-artifact verdicts" in old.stderr
+    assert old.returncode != 0 and "no ship decision" in old.stderr
 
 
 def _can_get_javac() -> bool:

@@ -30,11 +30,13 @@ def test_every_variant_exported_and_hashed(bundle):
     assert bundle.ok, bundle.failures
     got = {(f["format"], f["precision"]) for f in bundle.manifest["files"]}
     assert got == {("onnx", "fp32"), ("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "int8"),
-                   ("coreml", "fp32"), ("coreml", "fp16"), ("executorch", "fp32"), ("executorch", "int8")}
+                   ("coreml", "fp32"), ("coreml", "fp16"), ("coreml", "w8"), ("executorch", "fp32"),
+                   ("executorch", "int8")}
     on_disk = json.loads((bundle.out_dir / "manifest.json").read_text())
     for f in on_disk["files"]:
         assert (f["sha256"], f["bytes"]) == sha256_path(bundle.out_dir / f["path"])
         assert f["converter"] and f["seconds"] > 0 and f["input"] and f["output"]
+        assert f["precision_map"]["preprocess"] == "fp32" and f["precision_map"]["head"] == "fp32"
     assert on_disk["split_manifest_sha256"] and on_disk["tools"]["onnx2tf"] == "1.29.24"
 
 
@@ -67,11 +69,29 @@ def test_tflite_matches_pytorch(bundle, source, reference, precision, tol):
     got = _run_tflite(bundle.out_dir / entry["path"], source["test_x"])
     assert np.allclose(got.sum(1), 1.0, atol=0.02)
     assert np.abs(got - reference).max() <= tol
-    if precision == "int8":
-        q = entry["input"]["quantization"]
-        assert entry["input"]["dtype"] == "int8" and q["scale"] > 0 and -128 <= q["zero_point"] <= 127
-        assert entry["output"]["quantization"]["scale"] > 0
+    if precision == "int8":  # int8 backbone only: float32 input and output, fp32 pre/post-processing
+        assert entry["input"]["dtype"] == "float32" and entry["input"]["quantization"] is None
+        assert entry["output"]["dtype"] == "float32"
         assert (got.argmax(1) == reference.argmax(1)).mean() >= 0.5
+
+
+def test_int8_tflite_has_int8_kernels_for_the_backbone_only(bundle):
+    """Every conv and the head's linear run as int8 TFLite kernels; the pre-processing ops stay float."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    files = _files(bundle, "tflite")
+    it = Interpreter(model_path=str(bundle.out_dir / files["int8"]["path"]),
+                     experimental_op_resolver_type=__import__("ai_edge_litert.interpreter", fromlist=["x"]).OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    details = {t["index"]: t for t in it.get_tensor_details()}
+    convs = [op for op in it._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert len(convs) == 28  # MobileNetV1: 27 convs + the logit
+    for op in convs:
+        weight = details[op["inputs"][1]]
+        assert weight["dtype"] == np.int8, (op["op_name"], weight["name"], weight["dtype"])
+    floats = [op for op in it._get_ops_details() if op["op_name"] in ("EXP", "LOG", "SQRT", "LOGISTIC")]
+    assert floats and all(details[op["outputs"][0]]["dtype"] == np.float32 for op in floats)
+    assert files["int8"]["bytes"] <= files["fp32"]["bytes"] / 3.5
 
 
 def test_tflite_metadata_for_mediapipe(bundle):
@@ -106,6 +126,15 @@ def test_coreml_package_spec(bundle, source):
         assert float(user["moleport.threshold"]) == pytest.approx(0.42)
         assert user["moleport.checkpoint_sha256"] == bundle.manifest["source_checkpoint_sha256"]
         assert "test" in json.loads(user["moleport.metrics"]) and m.author and m.license
+
+
+def test_executorch_int8_program_quantizes_every_backbone_layer(bundle):
+    from executorch.runtime import Runtime
+
+    files = _files(bundle, "executorch")
+    assert files["int8"]["bytes"] <= files["fp32"]["bytes"] / 3.5  # int8 weights, not a float program
+    program = Runtime.get().load_program(str(bundle.out_dir / files["int8"]["path"]))
+    assert "forward" in program.method_names
 
 
 @pytest.mark.parametrize("precision,tol", [("fp32", FP32_TOL), ("int8", 0.35)])

@@ -128,11 +128,14 @@ def write_bundle(root: Path, spec: ModelSpec, checkpoint: Path, split_manifest: 
     entries = [{"path": rel, "format": fmt, "precision": prec, "sha256": sha256(root / rel),
                 "bytes": (root / rel).stat().st_size, "input": {"layout": "NHWC"}, "output": {}}
                for rel, fmt, prec in files]
-    data = {"spec": spec.to_dict(), "checkpoint": str(checkpoint), "checkpoint_sha256": sha256(checkpoint),
-            "split_manifest": str(split_manifest), "split_manifest_sha256": manifest_sha, "files": entries}
-    (root / "manifest.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     spec.save(root / "spec.json")
     (root / "labels.txt").write_text("\n".join(spec.labels) + "\n", encoding="utf-8")
+    documents = [{"path": rel, "sha256": sha256(root / rel), "bytes": (root / rel).stat().st_size}
+                 for rel in ("labels.txt", "spec.json")]
+    data = {"spec": spec.to_dict(), "checkpoint": str(checkpoint), "checkpoint_sha256": sha256(checkpoint),
+            "split_manifest": str(split_manifest), "split_manifest_sha256": manifest_sha, "files": entries,
+            "documents": documents}
+    (root / "manifest.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
     return root
 
 

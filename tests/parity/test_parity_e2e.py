@@ -13,10 +13,12 @@ from moleport.paths import shared_path
 
 pytestmark = pytest.mark.heavy
 
-#: The default int8 gates are sized for the real test split (1,500+ images). On this 16-image split one
-#: flipped image is 6.25 pp and one swapped pair 0.016 AUC, so int8 is held to "not broken" here
-#: (a wrong scale/zero point or calibration flips about half the images); fp32/fp16 keep the defaults.
-SMALL_SPLIT_GATES = Gates(int8_max_flip_fraction=0.2, int8_max_abs_dacc_pp=20.0, int8_max_abs_dauc=0.05)
+#: The default int8 gates are sized for a real test split. On this 16-image split one flipped image is
+#: 6.25 pp and one swapped pair 0.016 AUC, and the quickly fitted model is post-training quantized on 24
+#: images, so int8 is held to "not broken" here (a wrong scale/zero point or calibration flips about half
+#: the images); fp32/fp16/w8 keep the defaults.
+SMALL_SPLIT_GATES = Gates(int8_band=0.5, int8_min_band_flips=4, int8_p99_abs_dp=0.5, int8_max_abs_dacc_pp=30.0,
+                          int8_max_abs_dsens_pp=50.0, int8_max_abs_dspec_pp=50.0, int8_max_abs_dauc=0.1)
 EXPECTED = {"onnx": {"onnxruntime"}, "tflite": {"litert"}, "executorch": {"executorch"}, "coreml": {"coreml"}}
 
 

@@ -67,7 +67,7 @@ def test_markdown_has_a_table_per_format_and_precision(tmp_path):
         assert heading in md
     table_rows = [ln for ln in md.splitlines() if ln.startswith("| `") and not ln.startswith("| `/data")]
     assert len(table_rows) == 5
-    assert all(ln.replace("\\|", "").count("|") == 13 for ln in table_rows)  # 12 cells; inner pipes escaped
+    assert all(ln.replace("\\|", "").count("|") == 14 for ln in table_rows)  # 13 cells; inner pipes escaped
     assert "<summary>m_fp16.tflite @ litert: 60 flipped image(s)</summary>" in md
     assert "❌ error" in md and "✅ pass" in md
 

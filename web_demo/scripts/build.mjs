@@ -41,21 +41,20 @@ for (const name of ['spec.json', 'labels.txt']) {
   if (digest !== entry.sha256) fail(`${p}: sha256 ${digest} != manifest.json ${entry.sha256} (changed after export)`);
 }
 const spec = JSON.parse(readFileSync(join(bundle, 'spec.json'), 'utf8'));
-// Ship only what parity approved: parity.json's per-artifact verdicts (when the bundle has been judged).
-let rejected = new Set();
-if (existsSync(join(bundle, 'parity.json'))) {
-  const parity = JSON.parse(readFileSync(join(bundle, 'parity.json'), 'utf8'));
-  if (parity.manifest_sha256 && parity.manifest_sha256 !== sha256(readFileSync(join(bundle, 'manifest.json')))) {
-    fail(`${bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); re-run \`moleport parity\``);
-  }
-  const verdicts = parity.artifacts;
-  if (!verdicts || typeof verdicts !== 'object') {
-    fail(`${bundle}/parity.json has no per-artifact verdicts ("artifacts"); re-run \`moleport parity\` on the bundle`);
-  }
-  rejected = new Set(Object.entries(verdicts).filter(([, v]) => !v.passed).map(([path]) => path));
+// Ship what parity decided: parity.json "ship" -> "web" (every .tflite that passed; the default is the smallest).
+const parityPath = join(bundle, 'parity.json');
+if (!existsSync(parityPath)) fail(`${parityPath}: not found; run \`moleport parity\` first (parity.json decides what ships)`);
+const parity = JSON.parse(readFileSync(parityPath, 'utf8'));
+if (parity.manifest_sha256 && parity.manifest_sha256 !== sha256(readFileSync(join(bundle, 'manifest.json')))) {
+  fail(`${bundle}/manifest.json changed after parity judged it (parity.json manifest_sha256); re-run \`moleport parity\``);
 }
-const fp32 = tflite.find((f) => f.precision === 'fp32');
-if (rejected.has(fp32.path)) fail(`${bundle}/parity.json: the fp32 model ${fp32.path} failed parity; not building the page`);
+const decision = parity.ship && parity.ship.web;
+if (!decision || typeof decision !== 'object') {
+  fail(`${parityPath} has no ship decision ("ship" -> "web"); re-run \`moleport parity\` on the bundle`);
+}
+if (!decision.fp32) fail(`${parityPath}: the fp32 model failed parity (${decision.why}); not building the page`);
+const shipped = new Set(decision.ships || []);
+const fp32 = tflite.find((f) => f.path === decision.fp32);
 
 // --- public/model/ -------------------------------------------------------------------------
 const modelDir = join(WEB, 'public', 'model');
@@ -63,8 +62,8 @@ rmSync(modelDir, { recursive: true, force: true });
 mkdirSync(modelDir, { recursive: true });
 const models = [];
 for (const f of tflite) {
-  if (rejected.has(f.path)) {
-    console.log(`build: skipping ${f.path}: it failed its parity gates (see ${join(bundle, 'parity.json')})`);
+  if (!shipped.has(f.path)) {
+    console.log(`build: skipping ${f.path}: ${(decision.rejected || {})[f.path] || 'not shipped'} (see ${parityPath})`);
     continue;
   }
   const src = join(bundle, f.path);
@@ -84,7 +83,7 @@ copyFileSync(join(bundle, 'spec.json'), join(modelDir, 'spec.json'));
 if (existsSync(join(bundle, 'labels.txt'))) copyFileSync(join(bundle, 'labels.txt'), join(modelDir, 'labels.txt'));
 // models.json: the list the page checks what it loads against (models[].sha256, spec_sha256).
 writeFileSync(join(modelDir, 'models.json'), JSON.stringify({
-  bundle: manifest.name || basename(bundle), default: 'fp32', models,
+  bundle: manifest.name || basename(bundle), default: 'fp32', smallest: decision.default_precision, models,
   spec_sha256: docs.get('spec.json').sha256, labels_sha256: docs.get('labels.txt').sha256,
 }, null, 2) + '\n');
 

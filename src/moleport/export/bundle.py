@@ -21,13 +21,12 @@ import torch
 
 import moleport
 from moleport.export import card
-from moleport.export.wrapper import INPUT_NAME, OUTPUT_NAME, export_contract, with_contract
+from moleport.export.formats import FORMATS, ExportJob, Format
+from moleport.export.wrapper import with_contract
 from moleport.spec import ModelSpec
 
-#: Every format and the precisions it is exported in (the order is the bundle order).
-VARIANTS: dict[str, tuple[str, ...]] = {"onnx": ("fp32",), "tflite": ("fp32", "fp16", "int8"),
-                                        "coreml": ("fp32", "fp16"), "executorch": ("fp32", "int8")}
-FORMATS = tuple(VARIANTS)
+#: Every format and the precisions it is exported in (the order is the bundle order), from the one table.
+VARIANTS: dict[str, tuple[str, ...]] = {name: f.precisions for name, f in FORMATS.items()}
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +62,7 @@ class BundleResult:
 
 def parse_formats(formats: Iterable[str] | str | None) -> tuple[str, ...]:
     if formats is None:
-        return FORMATS
+        return tuple(FORMATS)
     items = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
     unknown = sorted(set(items) - set(FORMATS))
     if unknown or not items:
@@ -115,104 +114,42 @@ def calibration_images(manifest_path: str | Path | None, spec: ModelSpec, calib_
     return np.ascontiguousarray(x[pick]), manifest.sha256
 
 
-def _convert(fmt: str, precisions: tuple[str, ...], model, spec: ModelSpec, work: Path, calib,
-             meta: dict[str, Any], name: str) -> dict[str, tuple[Path | Exception, float]]:
-    """Run one format's converter(s) into ``work``; each precision maps to (its path or the error it raised,
-    seconds of the converter run that produced it — shared by all TFLite precisions, one onnx2tf run)."""
-    from moleport.export import coreml, executorch, onnx, tflite
-
-    results: dict[str, tuple[Path | Exception, float]] = {}
-    t0 = time.perf_counter()
-    if fmt == "tflite":  # one onnx2tf run yields every precision
-        info = tflite.TfliteInfo(name=name, version=f"{moleport.__version__}+spec{spec.version}")
-        try:
-            paths = tflite.to_tflite(model, spec, work, precisions, calib=calib, info=info)
-            return {p: (path, time.perf_counter() - t0) for p, path in paths.items()}
-        except Exception as exc:  # noqa: BLE001 — recorded as this format's failure
-            return {p: (exc, time.perf_counter() - t0) for p in precisions}
-    for precision in precisions:
-        t0 = time.perf_counter()
-        try:
-            if fmt == "onnx":
-                res: Path | Exception = onnx.to_onnx(model, spec, work, precision)
-            elif fmt == "coreml":
-                user = {"moleport.metrics": meta.get("metrics") or {},
-                        "moleport.checkpoint_sha256": meta.get("checkpoint_sha256")}
-                info = coreml.CoremlInfo(version=f"{moleport.__version__}+spec{spec.version}", user_defined=user)
-                res = coreml.to_coreml(model, spec, work, precision, info=info)
-            else:
-                res = executorch.to_executorch(model, spec, work, precision, calib=calib)
-        except Exception as exc:  # noqa: BLE001 — recorded as this variant's failure
-            res = exc
-        results[precision] = (res, time.perf_counter() - t0)
-    return results
-
-
-def _io(fmt: str, path: Path, spec: ModelSpec) -> tuple[dict, dict]:
-    """Manifest ``input``/``output`` description of one artifact, read back from the artifact where possible."""
-    s = spec.input_size
-    contract = export_contract(spec)
-    tensor_in = {"name": INPUT_NAME, "shape": [1, s, s, 3], "layout": "NHWC", "dtype": "float32",
-                 "range": contract["range"], "color_order": "RGB", "quantization": None}
-    tensor_out = {"name": OUTPUT_NAME, "shape": [1, 2], "dtype": "float32", "labels": list(spec.labels), "quantization": None}
-    if fmt == "tflite":
-        from moleport.export.tflite import io_details
-
-        got_in, got_out = io_details(path)
-        tensor_in.update(got_in, name=got_in["name"], layout="NHWC")
-        tensor_out.update(got_out)
-    elif fmt == "coreml":
-        from moleport.export.coreml import check_package
-
-        desc = check_package(path, spec)
-        tensor_in, tensor_out = desc["input"], desc["output"]
-    elif fmt == "executorch":
-        tensor_in["method"] = tensor_out["method"] = "forward"
-    return tensor_in, tensor_out
-
-
-def _converter_name(fmt: str, tools: dict[str, str | None]) -> str:
-    return {"onnx": f"torch.onnx dynamo (torch {tools['torch']}), opset 18",
-            "tflite": f"onnx2tf {tools['onnx2tf']} (tensorflow {tools['tensorflow']})",
-            "coreml": f"coremltools {tools['coremltools']} (torch.jit.trace, mlprogram)",
-            "executorch": f"executorch {tools['executorch']} XNNPACK (torchao {tools['torchao']} PT2E for int8)"}[fmt]
-
-
-def _publish_file(fmt: str, precision: str, produced: Path, stage: Path, spec: ModelSpec, seconds: float,
-                  converter: str) -> dict[str, Any]:
+def _publish_file(fmt: Format, precision: str, produced: Path, stage: Path, spec: ModelSpec, seconds: float,
+                  tools: dict[str, str | None]) -> dict[str, Any]:
     """Move one artifact to ``<stage>/<fmt>/`` and describe it for manifest.json."""
-    target = stage / fmt / produced.name
+    target = stage / fmt.name / produced.name
     target.parent.mkdir(exist_ok=True)
     os.replace(produced, target)
     digest, size = card.sha256_path(target)
-    inp, out = _io(fmt, target, spec)
-    return {"path": target.relative_to(stage).as_posix(), "format": fmt, "precision": precision, "sha256": digest,
-            "bytes": size, "input": inp, "output": out, "converter": converter, "seconds": seconds}
+    inp, out = fmt.describe_io(target, spec)
+    return {"path": target.relative_to(stage).as_posix(), "format": fmt.name, "precision": precision,
+            "sha256": digest, "bytes": size, "input": inp, "output": out, "precision_map": fmt.precision_map(precision),
+            "converter": fmt.converter(tools, precision), "seconds": seconds}
 
 
-def _run_formats(formats, model, spec, stage: Path, calib, meta, name, progress) -> tuple[list[Outcome], list[dict]]:
+def _run_formats(formats, job: ExportJob, stage: Path, progress) -> tuple[list[Outcome], list[dict]]:
     outcomes: list[Outcome] = []
     files: list[dict] = []
     tools = card.tool_versions()
-    for fmt in formats:
-        work = Path(tempfile.mkdtemp(prefix=f".work-{fmt}-", dir=stage))
-        results = _convert(fmt, VARIANTS[fmt], model, spec, work, calib, meta, name)
-        for precision, (res, elapsed) in results.items():
+    for name in formats:
+        fmt = FORMATS[name]
+        work = Path(tempfile.mkdtemp(prefix=f".work-{name}-", dir=stage))
+        for precision, (res, elapsed) in fmt.convert(job, work, fmt.precisions).items():
             seconds = round(elapsed, 2)
             if isinstance(res, Exception):
-                log.error("export %s %s failed: %s", fmt, precision, res)
-                outcomes.append(Outcome(fmt, precision, "failed", error=f"{type(res).__name__}: {res}", seconds=seconds))
+                log.error("export %s %s failed: %s", name, precision, res)
+                outcomes.append(Outcome(name, precision, "failed", error=f"{type(res).__name__}: {res}", seconds=seconds))
                 continue
             try:
-                files.append(_publish_file(fmt, precision, res, stage, spec, seconds, _converter_name(fmt, tools)))
-                outcomes.append(Outcome(fmt, precision, "ok", path=files[-1]["path"], seconds=seconds))
+                files.append(_publish_file(fmt, precision, res, stage, job.spec, seconds, tools))
+                outcomes.append(Outcome(name, precision, "ok", path=files[-1]["path"], seconds=seconds))
             except Exception as exc:  # noqa: BLE001 — an unreadable artifact is this variant's failure
-                shutil.rmtree(stage / fmt / res.name, ignore_errors=True)
-                (stage / fmt / res.name).unlink(missing_ok=True)
-                outcomes.append(Outcome(fmt, precision, "failed", error=f"{type(exc).__name__}: {exc}", seconds=seconds))
+                shutil.rmtree(stage / name / res.name, ignore_errors=True)
+                (stage / name / res.name).unlink(missing_ok=True)
+                outcomes.append(Outcome(name, precision, "failed", error=f"{type(exc).__name__}: {exc}", seconds=seconds))
         shutil.rmtree(work, ignore_errors=True)
         if progress is not None:
-            progress(fmt, [o for o in outcomes if o.format == fmt])
+            progress(name, [o for o in outcomes if o.format == name])
     return outcomes, files
 
 
@@ -233,6 +170,7 @@ def _write_documents(stage: Path, name: str, spec: ModelSpec, meta: dict[str, An
         "checkpoint": meta.get("checkpoint_path"), "split_manifest": meta.get("split_manifest_path"),
         "source_checkpoint_sha256": ckpt_sha, "split_manifest_sha256": split_sha,
         "trained_on_manifest_sha256": meta.get("manifest_sha256"), "tools": card.tool_versions(),
+        "int8_program": meta.get("int8_program"),
         "files": files, "documents": documents, "outcomes": [asdict(o) for o in outcomes], "failures": failures,
     }
     (stage / "manifest.json").write_text(card.dumps(manifest), encoding="utf-8")
@@ -251,6 +189,18 @@ def clean_stale_stages(parent: Path, name: str) -> list[Path]:
     from moleport.export.leftovers import remove_stale
 
     return remove_stale(parent, f".{name}.tmp-")
+
+
+def _int8_program_record(program: str | Path | None) -> dict[str, Any] | None:
+    """manifest.json's record of the quantization-aware backbone (path, sha256, and its qat.json report)."""
+    if program is None:
+        return None
+    p = Path(program)
+    if not p.is_file():
+        raise ExportError(f"{p}: int8 backbone program not found (moleport.train.qat writes it)")
+    digest, _ = card.sha256_path(p)
+    report = p.with_name("qat.json")
+    return {"path": str(p.resolve()), "sha256": digest, "report": str(report.resolve()) if report.is_file() else None}
 
 
 def _publish(stage: Path, target: Path, force: bool) -> None:
@@ -272,11 +222,13 @@ def _publish(stage: Path, target: Path, force: bool) -> None:
 
 def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str | Path | None = None,
                   formats: Iterable[str] | str | None = None, force: bool = False, calib_n: int = 300,
-                  name: str | None = None, progress: Callable[[str, list[Outcome]], None] | None = None) -> BundleResult:
+                  name: str | None = None, progress: Callable[[str, list[Outcome]], None] | None = None,
+                  int8_program: str | Path | None = None) -> BundleResult:
     """Export the checkpoint to ``out_dir/<name>/`` (``name`` defaults to the architecture).
 
     ``manifest`` is the split manifest whose **train** split calibrates the int8 variants (required
-    when tflite or executorch is requested). Bad input raises :class:`ExportError` before anything
+    when tflite or executorch is requested). ``int8_program`` is the quantization-aware int8 backbone
+    (``moleport.train.qat``); without it the int8 variants are post-training quantized on those images. Bad input raises :class:`ExportError` before anything
     is written; converter failures are recorded per variant in the result and manifest.json.
     """
     from moleport.models.checkpoint import sha256_file
@@ -295,12 +247,15 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
     calib, split_sha = calibration_images(manifest, loaded.spec, calib_n, loaded.meta.get("manifest_sha256"))
     spec = with_contract(loaded.spec)
     meta = dict(loaded.meta, checkpoint_sha256=sha256_file(ckpt_path), checkpoint_path=str(Path(ckpt_path).resolve()),
-                split_manifest_path=str(Path(manifest).resolve()) if manifest is not None else None)
+                split_manifest_path=str(Path(manifest).resolve()) if manifest is not None else None,
+                int8_program=_int8_program_record(int8_program))
     target.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_stages(target.parent, name)
     stage = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
-        outcomes, files = _run_formats(fmts, loaded.model, spec, stage, calib, meta, name, progress)
+        job = ExportJob(model=loaded.model, spec=spec, name=name, meta=meta, calib=calib,
+                        int8_program=Path(int8_program) if int8_program is not None else None)
+        outcomes, files = _run_formats(fmts, job, stage, progress)
         doc = _write_documents(stage, name, spec, meta, meta["checkpoint_sha256"], split_sha, outcomes, files)
         _publish(stage, target, force)
     except BaseException:

@@ -10,7 +10,7 @@ from typing import Any
 from moleport.spec import ModelSpec
 
 TOOLS = ("moleport", "torch", "onnx", "onnxscript", "onnx2tf", "tensorflow", "ai-edge-litert", "mediapipe",
-         "coremltools", "executorch", "torchao")
+         "coremltools", "executorch", "torchao", "litert-torch")
 
 
 def sha256_path(path: Path) -> tuple[str, int]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from moleport.paths import artifacts_dir
 
@@ -18,6 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--formats", default="onnx,tflite,coreml,executorch", help="comma-separated subset (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle")
     p.add_argument("--calib-n", type=int, default=300, help="training images used for int8 calibration (default: %(default)s)")
+    p.add_argument("--int8-program", default=None, type=Path,
+                   help="int8 backbone from `python -m moleport.train.qat` (default: post-training quantization "
+                        "on --calib-n training images)")
     p.set_defaults(func=run)
 
 
@@ -41,20 +45,28 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"moleport export: {exc}", file=sys.stderr)
         return 2
-    bar = tqdm(total=len(formats), desc="export", unit="format", file=sys.stderr)
+    from moleport.quiet import library_output_to
 
-    def progress(fmt, outcomes) -> None:
-        bar.set_postfix_str(f"{fmt}: " + ", ".join(f"{o.precision} {o.status}" for o in outcomes))
-        bar.update(1)
-
+    log_path = Path(args.out) / f"{args.name or 'export'}.export.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = export_bundle(args.ckpt, args.out, manifest=args.manifest, formats=formats, force=args.force,
-                               calib_n=args.calib_n, name=args.name, progress=progress)
+        with library_output_to(log_path, header=f"moleport export {args.ckpt}") as term:
+            bar = tqdm(total=len(formats), desc="export", unit="format", file=term.stderr)
+
+            def progress(fmt, outcomes) -> None:
+                bar.set_postfix_str(f"{fmt}: " + ", ".join(f"{o.precision} {o.status}" for o in outcomes))
+                bar.update(1)
+
+            try:
+                result = export_bundle(args.ckpt, args.out, manifest=args.manifest, formats=formats,
+                                       force=args.force, calib_n=args.calib_n, name=args.name, progress=progress,
+                                       int8_program=args.int8_program)
+            finally:
+                bar.close()
     except ExportError as exc:
         print(f"moleport export: {exc}", file=sys.stderr)
         return 2
-    finally:
-        bar.close()
+    print(f"converter output: {log_path}", file=sys.stderr)
     print(summary_table(result))
     print(f"bundle: {result.out_dir}")
     if not result.ok:

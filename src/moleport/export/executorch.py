@@ -1,7 +1,8 @@
 """ExecuTorch export: ``.pte`` lowered to XNNPACK, fp32 and int8 (PT2E, XNNPACKQuantizer).
 
-The program takes the NHWC float32 0..255 pixels and returns ``[P(nevus), P(melanoma)]``
-(int8 programs quantize inside, so the contract is the same). Labels, threshold and the
+The program takes the NHWC float32 0..255 pixels and returns ``[P(nevus), P(melanoma)]``.
+In the int8 program only the backbone is int8 (quantize/dequantize at its edges, XNNPACK's QS8
+kernels inside); the pre-processing and the head stay fp32, with fp32 input and output. Labels, threshold and the
 input contract travel inside the program as constant methods.
 """
 from __future__ import annotations
@@ -41,27 +42,21 @@ def constant_methods(spec: ModelSpec) -> dict[str, object]:
             "get_spec": spec.to_json(indent=None)}
 
 
-def _quantize(wrapped: nn.Module, example: tuple, calib: np.ndarray) -> nn.Module:
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+def int8_backbone(model: nn.Module, spec: ModelSpec, *, program: str | Path | None = None, calib=None) -> nn.Module:
+    """The int8 backbone the int8 artifacts are lowered from: the saved quantization-aware program when
+    given (``moleport.train.qat``), else post-training quantization calibrated on ``calib`` training images.
+    Either way only the backbone is quantized; the wrapper around it keeps the pre/post-processing fp32."""
+    from moleport.models import quant
+    from moleport.preprocess import normalize_batch
 
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    # A dynamic batch dimension lets calibration run in batches: the histogram observers cost
-    # about the same per call whatever the batch, so this is ~CALIB_BATCH times faster than one
-    # image at a time. The caller re-exports the converted module at batch 1.
-    # (the example must have batch > 1: torch.export specialises a size-1 dimension to a constant)
-    batch = torch.export.Dim("batch", min=1, max=CALIB_BATCH)
-    pair = (torch.cat([example[0], example[0]]),)
-    exported = torch.export.export(wrapped, pair, dynamic_shapes=({0: batch},))
-    prepared = prepare_pt2e(exported.module(), quantizer)
-    with torch.no_grad():
-        for start in range(0, len(calib), CALIB_BATCH):
-            chunk = np.asarray(calib[start:start + CALIB_BATCH], dtype=np.float32)
-            prepared(torch.as_tensor(chunk))
-    return convert_pt2e(prepared)
+    if program is not None:
+        return quant.load_program(program)
+    if calib is None or len(calib) == 0:
+        raise ExecutorchExportError("int8 needs the quantization-aware program or calibration images from the "
+                                    "training split")
+    batches = (normalize_batch(torch.as_tensor(np.asarray(calib[i:i + CALIB_BATCH])), spec)
+               for i in range(0, len(calib), CALIB_BATCH))
+    return quant.post_training_quantize(model, spec.input_size, batches)
 
 
 def delegation_check(edge_program) -> dict[str, object]:
@@ -79,18 +74,22 @@ def delegation_check(edge_program) -> dict[str, object]:
 
 
 def to_executorch(model: nn.Module, spec: ModelSpec, out_dir: str | Path, precision: str = "fp32",
-                  calib=None) -> Path:
-    """Write ``model_<precision>.pte`` into ``out_dir``; int8 needs ``calib`` (training images, N x S x S x 3)."""
+                  calib=None, int8_backbone_module: nn.Module | None = None) -> Path:
+    """Write ``model_<precision>.pte`` into ``out_dir``; int8 needs ``int8_backbone_module`` (see
+    :func:`int8_backbone`) or ``calib`` (training images, N x S x S x 3)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     if precision not in PRECISIONS:
         raise ValueError(f"ExecuTorch precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "int8" and (calib is None or len(calib) == 0):
-        raise ExecutorchExportError("int8 ExecuTorch needs calibration images from the training split")
-    wrapped = wrap(model, spec, "NHWC")
+    backbone = model
+    if precision == "int8":
+        from moleport.models.quant import fold_weight_quantization
+
+        backbone = int8_backbone_module if int8_backbone_module is not None else int8_backbone(model, spec, calib=calib)
+        backbone = fold_weight_quantization(backbone)
+    module = wrap(backbone, spec, "NHWC")  # pre/post-processing fp32 around the (int8) backbone
     example = (torch.zeros(input_shape(spec, "NHWC"), dtype=torch.float32),)
-    module = _quantize(wrapped, example, calib) if precision == "int8" else wrapped
     try:
         exported = torch.export.export(module, example)
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()],

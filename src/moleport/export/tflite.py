@@ -1,11 +1,16 @@
-"""TFLite export via ONNX -> onnx2tf: fp32, fp16 (weights) and full-integer int8, with MediaPipe metadata.
+"""TFLite export: fp32 and fp16 (weights) via ONNX -> onnx2tf; int8 via litert-torch from the int8 backbone
+program that ExecuTorch's int8 is lowered from too (:func:`to_tflite_int8`). All carry MediaPipe metadata.
+
+Why two converters: onnx2tf quantizes the whole graph (its int8 also quantized the in-graph colour
+constancy, x**6 and exp/log, and the sigmoid head, and made the input/output tensors int8) and has no
+way to keep chosen ops in float. litert-torch (Google's maintained PyTorch -> LiteRT converter) takes the
+PT2E-quantized graph as it is: what is quantized is decided once, by the PT2E quantizer, for both
+ExecuTorch and TFLite, and everything outside the backbone stays float with float32 input and output.
 
 onnx2tf traps handled here:
 - it rewrites its input .onnx in place, so it converts a private copy in a temporary folder;
 - for NHWC RGB inputs it downloads a sample-image ``.npy`` from GitHub unless a file of that
-  name is in the working directory; we write one there from the caller's own images;
-- int8 calibration reads ``custom_input_op_name_np_data_path`` (our training images,
-  mean 0 / std 1 because the graph takes raw 0..255 pixels).
+  name is in the working directory; we write one there from the caller's own images.
 """
 from __future__ import annotations
 
@@ -16,16 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 from moleport.export.onnx import to_onnx
 from moleport.export.wrapper import INPUT_NAME
 from moleport.spec import ModelSpec
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16")  # onnx2tf; int8: to_tflite_int8
 TMP_PREFIX = "moleport-tflite-"  # + "<pid>-": a killed run's folder is removed by the next run
 #: onnx2tf output suffix for each precision.
-ONNX2TF_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite", "int8": "_full_integer_quant.tflite"}
+ONNX2TF_SUFFIX = {"fp32": "_float32.tflite", "fp16": "_float16.tflite"}
 #: The file name onnx2tf looks for in the working directory before trying to download it.
 ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
@@ -66,24 +72,17 @@ def _calibration_array(calib, spec: ModelSpec) -> np.ndarray:
     return x.astype(np.float32)
 
 
-def _run_onnx2tf(onnx_path: Path, work: Path, calib: np.ndarray | None, sample: np.ndarray) -> Path:
+def _run_onnx2tf(onnx_path: Path, work: Path, sample: np.ndarray) -> Path:
     """Convert ``onnx_path`` inside ``work``; returns onnx2tf's output folder."""
     import onnx2tf
 
     np.save(work / ONNX2TF_SAMPLE, sample[:20])
-    kwargs = {}
-    if calib is not None:
-        np.save(work / "calib.npy", calib)
-        zero, one = [[[[0.0, 0.0, 0.0]]]], [[[[1.0, 1.0, 1.0]]]]
-        kwargs = dict(output_integer_quantized_tflite=True, quant_type="per-channel",
-                      custom_input_op_name_np_data_path=[[INPUT_NAME, str(work / "calib.npy"), zero, one]],
-                      input_quant_dtype="int8", output_quant_dtype="int8")
     out = work / "tf"
     with _working_directory(work):
         try:
             onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out),
                             not_use_onnxsim=True, keep_shape_absolutely_input_names=[INPUT_NAME],
-                            copy_onnx_input_output_names_to_tflite=True, verbosity="error", **kwargs)
+                            copy_onnx_input_output_names_to_tflite=True, verbosity="error")
         except SystemExit as exc:  # onnx2tf calls sys.exit(1) on errors
             raise TfliteExportError(f"onnx2tf exited with status {exc.code}") from exc
     return out
@@ -91,17 +90,16 @@ def _run_onnx2tf(onnx_path: Path, work: Path, calib: np.ndarray | None, sample: 
 
 def to_tflite(model: nn.Module, spec: ModelSpec, out_dir: str | Path, precisions=PRECISIONS,
               calib=None, info: TfliteInfo | None = None) -> dict[str, Path]:
-    """Write ``model_<precision>.tflite`` for each of ``precisions`` into ``out_dir``.
+    """Write ``model_<precision>.tflite`` (fp32/fp16) for each of ``precisions`` into ``out_dir``.
 
-    One onnx2tf run yields every precision. ``calib`` (N x S x S x 3 training images, 0..255)
-    is required for int8 and must come from the training split.
+    One onnx2tf run yields both. ``calib`` (N x S x S x 3 images, 0..255) only feeds onnx2tf's own
+    output check; without it deterministic gradient images do.
     """
     precisions = tuple(precisions)
     unknown = sorted(set(precisions) - set(PRECISIONS))
     if unknown or not precisions:
-        raise ValueError(f"unknown TFLite precision(s) {unknown or precisions}; choose from {PRECISIONS}")
-    if "int8" in precisions and calib is None:
-        raise TfliteExportError("int8 TFLite needs calibration images from the training split (calib=None)")
+        raise ValueError(f"unknown onnx2tf precision(s) {unknown or precisions}; choose from {PRECISIONS} "
+                         f"(int8: to_tflite_int8)")
     images = _calibration_array(calib, spec) if calib is not None else _probe_images(spec)
     info = info or TfliteInfo(name=spec.architecture, version=str(spec.version))
     out_dir = Path(out_dir)
@@ -113,7 +111,7 @@ def to_tflite(model: nn.Module, spec: ModelSpec, out_dir: str | Path, precisions
     with tempfile.TemporaryDirectory(prefix=f"{TMP_PREFIX}{os.getpid()}-") as tmp:
         work = Path(tmp)
         onnx_copy = to_onnx(model, spec, work, filename="model.onnx")
-        tf_dir = _run_onnx2tf(onnx_copy, work, images if "int8" in precisions else None, images)
+        tf_dir = _run_onnx2tf(onnx_copy, work, images)
         for precision in precisions:
             produced = tf_dir / ("model" + ONNX2TF_SUFFIX[precision])
             if not produced.is_file():
@@ -123,6 +121,43 @@ def to_tflite(model: nn.Module, spec: ModelSpec, out_dir: str | Path, precisions
             check_io(target, spec)
             written[precision] = target
     return written
+
+
+def to_tflite_int8(backbone_int8: nn.Module, spec: ModelSpec, out_dir: str | Path,
+                   info: TfliteInfo | None = None) -> Path:
+    """``model_int8.tflite`` from the int8 backbone program (the one ExecuTorch's int8 is lowered from).
+
+    litert-torch converts the PT2E quantize/dequantize graph in its static-quantization mode, which folds
+    them into TFLite's int8 kernels (per-channel int8 weights, int8 activations) for the backbone only;
+    the wrapper's pre-processing and head are plain float ops, so the file has float32 input and output
+    and MediaPipe's ImageClassifier reads it like the fp32 file.
+    """
+    import litert_torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+
+    from moleport.export.wrapper import input_shape, wrap
+
+    info = info or TfliteInfo(name=spec.architecture, version=str(spec.version))
+    wrapped = wrap(backbone_int8, spec, "NHWC")
+    example = (torch.zeros(input_shape(spec, "NHWC"), dtype=torch.float32),)
+    # The config only selects the converter's STATIC q/dq mode; the quantization itself is in the graph.
+    static = QuantConfig(pt2e_quantizer=PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True)))
+    try:
+        edge = litert_torch.convert(wrapped, example, quant_config=static)
+        with tempfile.TemporaryDirectory(prefix="moleport-litert-") as tmp:
+            edge.export(str(Path(tmp) / "int8.tflite"))
+            flat = (Path(tmp) / "int8.tflite").read_bytes()
+    except Exception as exc:  # noqa: BLE001 — the converter raises many types
+        raise TfliteExportError(f"litert-torch could not convert the int8 backbone: {type(exc).__name__}: {exc}") from exc
+    target = Path(out_dir) / "model_int8.tflite"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(add_metadata(flat, spec, info))
+    check_io(target, spec)
+    inp, out = io_details(target)
+    if inp["dtype"] != "float32" or out["dtype"] != "float32":
+        raise TfliteExportError(f"{target.name}: input/output are {inp['dtype']}/{out['dtype']}, expected float32")
+    return target
 
 
 def _probe_images(spec: ModelSpec) -> np.ndarray:

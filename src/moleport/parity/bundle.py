@@ -16,7 +16,7 @@ from moleport.paths import REPO_ROOT
 from moleport.spec import ModelSpec, SpecError
 
 FORMATS = ("onnx", "tflite", "coreml", "executorch")
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "w8", "int8")
 
 
 class BundleError(ValueError):

@@ -99,7 +99,8 @@ def run(args) -> int:
         write_ci_outputs(args, _error_payload(args, f"moleport parity: {exc}"))
         return 2
     ci_rc = write_ci_outputs(args, payload)
-    print((Path(payload["bundle"]) / "parity.md").read_text(encoding="utf-8"))
+    stem = "parity-partial" if payload.get("partial") else "parity"
+    print((Path(payload["bundle"]) / f"{stem}.md").read_text(encoding="utf-8"))
     if payload["passed"]:
         print(f"parity passed: {len(payload['rows'])} row(s), reports in {payload['bundle']}", file=sys.stderr)
         return ci_rc

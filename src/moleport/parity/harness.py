@@ -20,13 +20,19 @@ import numpy as np
 
 from moleport.data.arrays import DEFAULT_CACHE, SplitArrays, load_split
 from moleport.data.manifest import ManifestError, load_manifest
-from moleport.parity.bundle import (ArtifactFile, Bundle, BundleError, load_bundle, sha256_file, verify_file,
-                                    with_overrides)
+from moleport.parity.bundle import (PARITY_SEAL_KEY, ArtifactFile, Bundle, BundleError, load_bundle, manifest_digest,
+                                    sha256_file, verify_documents, verify_file, with_overrides)
 from moleport.parity.compare import compare, summary
-from moleport.parity.gates import Gates, judge
+from moleport.parity.gates import Gates, flip_split, judge
 from moleport.parity.report import Predictions, load_predictions, save_predictions, write_reports
 from moleport.parity.runners import Runner, RunnerError, RunnerSkipped, discover
 from moleport.parity.runners.torch_ref import TorchReferenceRunner
+from moleport.parity.ship import decide
+
+#: Reports of a run that judged every available runtime on the whole split: the verdicts the apps obey.
+FULL_STEM = "parity"
+#: Reports of a partial run (--limit / --runtimes): written beside, never over, the full verdicts.
+PARTIAL_STEM = "parity-partial"
 
 
 class ParityError(RuntimeError):
@@ -131,7 +137,11 @@ def finish_row(row: dict[str, Any], p: np.ndarray | None, y: np.ndarray, files, 
         row.update(compare(y, p_ref, p, files, threshold, ref_summary))
     row["n"] = int(len(y))
     row["gate"] = gates.describe(row["precision"], len(y))
-    row["violations"] = judge(row, gates)
+    row["violations"] = judge(row, gates, threshold)
+    reduced = gates.reduced(row["precision"])
+    if reduced is not None and row.get("status") == "ok" and "flipped" in row:
+        inside, outside = flip_split(row, threshold, reduced.band)
+        row["band"] = {"band": reduced.band, "inside": inside, "outside": outside, "budget": reduced.band_budget(len(y))}
     row["passed"] = not row["violations"]
     return row
 
@@ -149,8 +159,11 @@ def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, ga
         "threshold": bundle.spec.threshold, "labels": list(bundle.spec.labels), "gates": gates.to_dict(),
         "reference": {k: v for k, v in ref_row.items() if k not in ("violations",)},
         "rows": [ref_row, *rows], "notes": notes, "environment": _environment(),
+        PARITY_SEAL_KEY: manifest_digest(bundle.root),
     }
-    return tally(payload)
+    tally(payload)
+    payload["ship"] = decide(bundle.files, payload["artifacts"])
+    return payload
 
 
 def tally(payload: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +200,12 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
     gates = gates or Gates()
     bundle = with_overrides(load_bundle(bundle_dir), checkpoint, split_manifest)
     split_path, manifest, data, problems = _split_data(bundle, split, limit, cache_dir)
+    try:  # spec.json / labels.txt / MODEL_CARD.md exactly as exported: the apps read them
+        verify_documents(bundle)
+    except BundleError as exc:
+        problems.append(str(exc))
+    partial = runtimes is not None or (limit is not None and len(data.y) < len(manifest.split(split)))
+    stem = PARTIAL_STEM if partial else FULL_STEM
     threshold = bundle.spec.threshold
     ref_row, p_ref = _reference(bundle, data, threads, latency_runs)
     found = discover(bundle, runtimes, threads, extra_modules)
@@ -198,7 +217,8 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
         ref_row.update(n=len(data.y), gate="reference", violations=[ref_row["error"]], passed=False)
         payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems,
                            notes + ["no artifact was judged: the reference did not run"], len(data.y))
-        write_reports(bundle.root, payload, None)
+        payload["partial"] = partial
+        write_reports(bundle.root, payload, None, stem=stem)
         return payload
     ref_summary = summary(data.y, p_ref, threshold)
     ref_row.update(metrics=ref_summary["metrics"], evaluation=ref_summary["evaluation"],
@@ -219,9 +239,14 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
         if p is not None:
             predictions[row_key(row)] = p
     payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems, notes, len(data.y))
+    payload["partial"] = partial
+    if partial:
+        payload["notes"].append(f"partial run (limit {limit}, runtimes {runtimes}): written to {PARTIAL_STEM}.json; "
+                                f"the verdicts the apps obey stay in {FULL_STEM}.json")
     preds = Predictions(files=tuple(data.files), y=data.y, reference=p_ref, rows=predictions)
-    save_predictions(bundle.root, preds)
-    write_reports(bundle.root, payload, preds)
+    if not partial:
+        save_predictions(bundle.root, preds)
+    write_reports(bundle.root, payload, preds, stem=stem)
     return payload
 
 
@@ -301,6 +326,7 @@ def add_external_rows(bundle_dir: str | Path, results: Sequence[ExternalResult],
             preds.rows[row_key(row)] = p
     payload["rows"], payload["gates"] = list(rows.values()), gates.to_dict()
     tally(payload)
+    payload["ship"] = decide(bundle.files, payload["artifacts"])
     save_predictions(bundle.root, preds)
     write_reports(bundle.root, payload, preds)
     return payload

@@ -68,13 +68,14 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(root: str | Path, payload: dict[str, Any], preds: Predictions | None) -> dict[str, Path]:
-    """Write parity.json, parity.md and parity.html into ``root``; return their paths."""
+def write_reports(root: str | Path, payload: dict[str, Any], preds: Predictions | None,
+                  stem: str = "parity") -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.html`` into ``root``; return their paths."""
     from moleport.parity.report_html import render_html
     from moleport.parity.report_md import render_markdown
 
     root = Path(root)
-    out = {"json": root / "parity.json", "md": root / "parity.md", "html": root / "parity.html"}
+    out = {k: root / f"{stem}.{k}" for k in ("json", "md", "html")}
     _atomic_write(out["json"], json.dumps(_clean(payload), indent=1, allow_nan=False) + "\n")
     _atomic_write(out["md"], render_markdown(payload))
     _atomic_write(out["html"], render_html(payload, preds))

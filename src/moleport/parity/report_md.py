@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 FORMAT_ORDER = ("pytorch", "onnx", "tflite", "coreml", "executorch")
-PRECISION_ORDER = ("fp32", "fp16", "int8")
+PRECISION_ORDER = ("fp32", "fp16", "w8", "int8")
 
 
 def fmt(value: Any, spec: str = ".4f", none: str = "–") -> str:
@@ -33,8 +33,8 @@ def groups(rows: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, An
     return [(f, p, [r for r in rows if (r["format"], r["precision"]) == (f, p)]) for f, p in keys]
 
 
-HEADER = ("| artifact | runtime (implementation) | max \\|Δp\\| | mean \\|Δp\\| | flips | CM = ref | "
-          "accuracy (Δ) | AUC (Δ) | size | latency | gate | result |")
+HEADER = ("| artifact | runtime (implementation) | max \\|Δp\\| | p99 \\|Δp\\| | flips (in band / outside) | CM = ref | "
+          "accuracy (Δ) | sens / spec (Δ) | AUC (Δ) | size | latency | gate | result |")
 
 
 def cell(text: Any) -> str:
@@ -47,14 +47,20 @@ def row_line(r: dict[str, Any]) -> str:
     who = f"{r['runtime']} ({r['implementation']})"
     result = "✅ pass" if r.get("passed") else "❌ FAIL"
     if r.get("status") != "ok":
-        return f"| `{r['artifact']}` | {who} | – | – | – | – | – | – | {_size(r.get('bytes'))} | – | {r.get('gate', '')} | ❌ error |"
+        return (f"| `{r['artifact']}` | {who} | – | – | – | – | – | – | – | {_size(r.get('bytes'))} | – | "
+                f"{r.get('gate', '')} | ❌ error |")
     m, d = r.get("metrics", {}), r.get("delta", {})
     if r.get("is_reference"):
-        return (f"| `{r['artifact']}` | {who} | reference | | | | {fmt(m.get('accuracy'))} | {fmt(m.get('auc'))} | "
+        return (f"| `{r['artifact']}` | {who} | reference | | | | {fmt(m.get('accuracy'))} | "
+                f"{fmt(m.get('recall'))} / {fmt(m.get('specificity'))} | {fmt(m.get('auc'))} | "
                 f"{_size(r.get('bytes'))} | {fmt(r.get('latency_ms'), '.1f')} ms | – | reference |")
     cm = "yes" if r.get("confusion_identical") else "**no**"
-    return (f"| `{r['artifact']}` | {who} | {fmt(r['max_abs_dp'], '.2e')} | {fmt(r['mean_abs_dp'], '.2e')} | "
-            f"{r['flips']} | {cm} | {fmt(m.get('accuracy'))} ({_pp(d.get('accuracy'))}) | "
+    band = r.get("band")
+    flips = f"{r['flips']} ({band['inside']} / {band['outside']})" if band else f"{r['flips']}"
+    return (f"| `{r['artifact']}` | {who} | {fmt(r['max_abs_dp'], '.2e')} | {fmt(r.get('p99_abs_dp'), '.2e')} | "
+            f"{flips} | {cm} | {fmt(m.get('accuracy'))} ({_pp(d.get('accuracy'))}) | "
+            f"{fmt(m.get('recall'), '.3f')} / {fmt(m.get('specificity'), '.3f')} "
+            f"({_pp(d.get('recall'))} / {_pp(d.get('specificity'))}) | "
             f"{fmt(m.get('auc'))} ({fmt(d.get('auc'), '+.4f')}) | {_size(r.get('bytes'))} | "
             f"{fmt(r.get('latency_ms'), '.1f')} ms | {r.get('gate', '')} | {result} |")
 
@@ -96,6 +102,16 @@ def _flip_lines(rows: list[dict[str, Any]], limit: int = 25) -> list[str]:
     return out
 
 
+def _ship_lines(ship: dict[str, Any]) -> list[str]:
+    """The ship decision (parity.json ``ship``): what each app bundles, and why."""
+    if not ship:
+        return []
+    out = ["### What ships", "", "| app | default | fp32 beside it | why |", "|---|---|---|---|"]
+    for target, d in ship.items():
+        out.append(f"| {target} | `{d.get('default') or '–'}` | `{d.get('fp32') or '–'}` | {cell(d.get('why', ''))} |")
+    return out + [""]
+
+
 def render_markdown(payload: dict[str, Any]) -> str:
     status = "✅ PASSED" if payload["passed"] else f"❌ FAILED ({len(payload['violations'])} violation(s))"
     lines = [f"## Parity {status}", "",
@@ -103,9 +119,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
              f"threshold {payload['threshold']} on P(melanoma)", ""]
     lines += _reference_block(payload)
     for fmt_name, precision, rows in groups(payload["rows"]):
-        lines += [f"### {fmt_name} · {precision}", "", HEADER, "|" + "---|" * 12]
+        lines += [f"### {fmt_name} · {precision}", "", HEADER, "|" + "---|" * 13]
         lines += [row_line(r) for r in rows]
         lines.append("")
+    lines += _ship_lines(payload.get("ship") or {})
     if payload["violations"]:
         lines += ["### Violations", ""] + [f"- {v}" for v in payload["violations"]] + [""]
     if payload.get("notes"):

@@ -9,15 +9,16 @@ import org.moleport.core.RgbImage
 object Services {
     private var checker: MoleChecker? = null
 
-    /** The fp32 model by default; set [useInt8] before the first check to try the int8 variant. */
-    var useInt8: Boolean = false
+    /** The model parity chose (assets/model/ship.json "default": the smallest that passed); set [useFp32]
+     *  before the first check to run the fp32 model that ships beside it instead. */
+    var useFp32: Boolean = false
 
     @Synchronized
     fun checker(context: Context): MoleChecker {
         checker?.let { return it }
         val app = context.applicationContext
         val spec = ModelAssets.readSpec(app)
-        val asset = if (useInt8 && ModelAssets.has(app, ModelAssets.INT8)) ModelAssets.INT8 else ModelAssets.FP32
+        val asset = if (useFp32) ModelAssets.FP32 else ModelAssets.shippedDefault(app)
         return MoleChecker(spec, LiteRtModel.open(app, asset, spec)).also { checker = it }
     }
 

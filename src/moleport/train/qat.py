@@ -1,0 +1,228 @@
+"""Quantization-aware fine-tuning of the CNN backbone (PT2E), distilled from the trained fp32 model.
+
+``quantize_checkpoint(ckpt, manifest)`` turns a trained checkpoint into ONE int8 program that both
+ExecuTorch (XNNPACK) and TFLite are lowered from (``moleport export --int8-program``):
+
+1. Scope. Only the backbone (``normalised NCHW -> logit``) is quantized: it is exported alone and
+   annotated by the XNNPACK quantizer (symmetric, per-channel int8 weights, per-tensor int8
+   activations). The raw-pixel pre-processing (colour constancy, mean/std) and the head
+   (temperature, sigmoid, the two-probability output) are never part of the quantized graph, so
+   they stay fp32 in every artifact with fp32 input and output tensors.
+2. Post-training calibration: observers see ``calib_n`` training images (the PTQ baseline,
+   reported beside the result).
+3. Fine-tuning, observer warm start from step 2: batch-norm uses its running statistics throughout
+   (the graph is in eval form: a frozen BN is what the int8 conv folds), observers keep adapting for
+   the first ``observer_steps`` and are frozen after that. The loss is the squared difference of
+   the student's and the fp32 teacher's calibrated logits (logit / T): the goal of parity is the
+   fp32 model's answers, not the labels, and the logit keeps the gradient alive where the
+   probability saturates. Adam at a small rate; training images only (flips/rotations).
+4. ``convert_pt2e`` and ``torch.export.save`` of the quantized backbone at a dynamic batch.
+
+Every step is measured against the teacher on the **validation** split (never test): max/mean
+|Δ logit/T|, |Δp| and label flips at the spec threshold, for PTQ and for each evaluation of QAT;
+the curve goes into ``qat.json`` beside the program.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from moleport.data.arrays import load_split
+from moleport.data.manifest import load_manifest
+from moleport.models import quant
+from moleport.models.checkpoint import load_checkpoint, sha256_file
+from moleport.preprocess import normalize_batch
+from moleport.spec import ModelSpec
+
+#: Largest batch the saved program accepts (torch.export dynamic dimension).
+PROGRAM_NAME = "backbone_int8.pt2"
+
+
+class QatError(RuntimeError):
+    """Quantization-aware fine-tuning cannot start or produced an unusable program."""
+
+
+@dataclass(frozen=True)
+class QatConfig:
+    """How the int8 backbone is calibrated and fine-tuned (the defaults bound the CPU cost to a few minutes)."""
+
+    steps: int = 40  # optimiser steps of fine-tuning (0: post-training quantization only)
+    batch_size: int = 16
+    lr: float = 5e-5
+    observer_steps: int = 0  # observers (histogram ranges from calibration) adapt for the first N steps, then freeze
+    calib_n: int = 128  # training images for the observer warm start (PTQ calibration)
+    eval_every: int = 20
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 2 or self.lr <= 0 or self.calib_n < 1 or self.eval_every < 1:
+            raise QatError(f"invalid QAT config {self}")
+
+
+@dataclass
+class QatResult:
+    program: Path
+    report: Path
+    ptq: dict[str, float]
+    qat: dict[str, float]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _inputs(x_u8: np.ndarray, spec: ModelSpec) -> torch.Tensor:
+    return normalize_batch(torch.from_numpy(np.ascontiguousarray(x_u8)), spec)
+
+
+@torch.no_grad()
+def _logits(module, x_u8: np.ndarray, spec: ModelSpec, batch: int = 32) -> np.ndarray:
+    out = [module(_inputs(x_u8[i:i + batch], spec)).reshape(-1) for i in range(0, len(x_u8), batch)]
+    return torch.cat(out).double().numpy() / float(spec.temperature)
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray, threshold: float) -> dict[str, float]:
+    """Student vs teacher on calibrated logits (logit / T): |Δ logit|, |Δp| and flips at ``threshold``."""
+    ps, pt = 1.0 / (1.0 + np.exp(-student)), 1.0 / (1.0 + np.exp(-teacher))
+    dp = np.abs(ps - pt)
+    return {"max_abs_dlogit": float(np.max(np.abs(student - teacher))),
+            "mean_abs_dlogit": float(np.mean(np.abs(student - teacher))),
+            "max_abs_dp": float(dp.max()), "mean_abs_dp": float(dp.mean()), "p99_abs_dp": float(np.quantile(dp, 0.99)),
+            "flips": int(np.sum((ps >= threshold) != (pt >= threshold))), "n": int(len(dp))}
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    r = torch.rand(3, generator=gen)
+    if r[0] < 0.5:
+        x = x.flip(3)
+    if r[1] < 0.5:
+        x = x.flip(2)
+    return x.transpose(2, 3) if r[2] < 0.5 else x
+
+
+def _set_observers(module: nn.Module, enabled: bool) -> None:
+    from torchao.quantization.pt2e.fake_quantize import disable_observer, enable_observer
+
+    module.apply(enable_observer if enabled else disable_observer)
+
+
+def _calibrate(prepared, x_u8: np.ndarray, spec: ModelSpec, batch: int) -> None:
+    with torch.no_grad():
+        for i in range(0, len(x_u8), batch):
+            prepared(_inputs(x_u8[i:i + batch], spec))
+
+
+def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndarray, val_t: np.ndarray,
+               spec: ModelSpec, cfg: QatConfig) -> list[dict[str, float]]:
+    """Distillation steps on calibrated logits; returns the validation curve."""
+    params = [p for p in prepared.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    inv_t = 1.0 / float(spec.temperature)
+    history, t0, loss_sum = [], time.perf_counter(), 0.0
+    _set_observers(prepared, cfg.observer_steps > 0)
+    for step in range(1, cfg.steps + 1):
+        if step == cfg.observer_steps + 1:
+            _set_observers(prepared, False)
+        idx = np.sort(rng.choice(len(train_x), size=min(cfg.batch_size, len(train_x)), replace=False))
+        x = _inputs(train_x[idx], spec)
+        if cfg.augment:
+            x = _augment(x, gen)
+        with torch.no_grad():
+            target = teacher(x).reshape(-1) * inv_t
+        loss = torch.mean((prepared(x).reshape(-1) * inv_t - target) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.detach())
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            row = agreement(_logits(quant.convert(prepared), val_x, spec), val_t, spec.threshold)
+            row.update(step=step, train_loss=loss_sum / cfg.eval_every, seconds=time.perf_counter() - t0)
+            loss_sum = 0.0
+            history.append(row)
+            print(f"    qat step {step}/{cfg.steps}: train mse {row['train_loss']:.4f} | val max |Δp| "
+                  f"{row['max_abs_dp']:.4f} mean {row['mean_abs_dp']:.4f} flips {row['flips']}/{row['n']} ({row['seconds']:.0f} s)", flush=True)
+    return history
+
+
+def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_dir: str | Path,
+                        cfg: QatConfig = QatConfig()) -> QatResult:
+    """Calibrate + fine-tune the int8 backbone of ``ckpt_path`` on the manifest's TRAIN split; write
+    ``out_dir/backbone_int8.pt2`` and ``out_dir/qat.json`` (PTQ baseline, QAT result, validation curve)."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    loaded = load_checkpoint(ckpt_path)
+    spec, teacher = loaded.spec, loaded.model.eval()
+    manifest = load_manifest(manifest_path)
+    if loaded.meta.get("manifest_sha256") and loaded.meta["manifest_sha256"] != manifest.sha256:
+        raise QatError(f"{manifest_path}: not the split manifest {ckpt_path} was trained on")
+    torch.manual_seed(cfg.seed)
+    train_x = load_split(manifest, "train", size=spec.input_size).x
+    val_x = load_split(manifest, "val", size=spec.input_size).x
+    calib = train_x[np.sort(np.random.default_rng(cfg.seed).choice(len(train_x), min(cfg.calib_n, len(train_x)),
+                                                                 replace=False))]
+    val_t = _logits(teacher, val_x, spec)
+    t0 = time.perf_counter()
+    batches = (_inputs(calib[i:i + cfg.batch_size], spec) for i in range(0, len(calib), cfg.batch_size))
+    ptq_graph = quant.post_training_quantize(copy.deepcopy(teacher), spec.input_size, batches)
+    ptq = agreement(_logits(ptq_graph, val_x, spec), val_t, spec.threshold)
+    print(f"    ptq (histogram calibration on {len(calib)} training images): val max |Δp| {ptq['max_abs_dp']:.4f} "
+          f"mean {ptq['mean_abs_dp']:.4f} flips {ptq['flips']}/{ptq['n']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    converted, final, history = ptq_graph, None, []
+    if cfg.steps:
+        prepared = prepare_qat_pt2e(quant.export_backbone(copy.deepcopy(teacher), spec.input_size),
+                                    quant.quantizer(qat=True))
+        move_exported_model_to_eval(prepared)  # frozen batch-norm statistics; gradients still flow
+        _calibrate(prepared, calib, spec, cfg.batch_size)
+        history = _fine_tune(prepared, teacher, train_x, val_x, val_t, spec, cfg)
+        qat_graph = quant.convert(prepared)
+        final = agreement(_logits(qat_graph, val_x, spec), val_t, spec.threshold)
+        if final["mean_abs_dp"] <= ptq["mean_abs_dp"]:  # chosen on VALIDATION agreement, never on test
+            converted = qat_graph
+    chosen = "qat" if converted is not ptq_graph else "ptq"
+    qat_text = "" if final is None else f", qat {final['mean_abs_dp']:.4f}"
+    print(f"    int8 backbone: {chosen} (val mean |Δp| ptq {ptq['mean_abs_dp']:.4f}{qat_text})", flush=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    program = quant.save_program(converted, spec.input_size, out / PROGRAM_NAME)
+    report = {"checkpoint": str(Path(ckpt_path).resolve()), "checkpoint_sha256": sha256_file(ckpt_path),
+              "split_manifest_sha256": manifest.sha256, "config": asdict(cfg), "scheme": quant.SCHEME,
+              "quantized_layers": quant.count_quantized(converted), "ptq": ptq, "qat": final, "chosen": chosen,
+              "chosen_by": "validation mean |Δp| against the fp32 model", "history": history,
+              "seconds": time.perf_counter() - t0, "program": program.name, "program_sha256": sha256_file(program)}
+    rpath = out / "qat.json"
+    rpath.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return QatResult(program=program, report=rpath, ptq=ptq, qat=final, history=history)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m moleport.train.qat", description=__doc__.splitlines()[0])
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("--manifest", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    for f in QatConfig.__dataclass_fields__.values():
+        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.type != "bool" else int,
+                        default=f.default)
+    a = ap.parse_args(argv)
+    cfg = QatConfig(**{k: (bool(v) if k == "augment" else v) for k, v in vars(a).items()
+                       if k in QatConfig.__dataclass_fields__})
+    res = quantize_checkpoint(a.checkpoint, a.manifest, a.out, cfg)
+    print(json.dumps({"ptq": res.ptq, "qat": res.qat}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
