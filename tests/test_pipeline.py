@@ -151,5 +151,4 @@ def test_int8_that_quantizes_the_colour_constancy_fails_parity(e2e, tmp_path):
     assert row["status"] == "ok" and not row["passed"], row.get("violations")
     print("\n".join(row["violations"]))
     assert payload["partial"] and (bundle / "parity-partial.json").is_file()
-    scoped = next(r for r in payload["rows"] if r["artifact"] == "executorch/model_int8.pte")
-    assert scoped["p99_abs_dp"] < row["p99_abs_dp"]  # the backbone-scoped int8 is closer to the reference
+    assert any("int8" in v for v in row["violations"])

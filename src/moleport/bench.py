@@ -63,13 +63,41 @@ def run_bench(args: argparse.Namespace) -> int:
         else:
             from moleport.export.bench import bench_export
 
-            results["export"] = bench_export(ckpt, args.manifest)
-            print("\n## export time and size per format\n" + _table(results["export"]))
+            results["export"] = bench_export(ckpt, args.manifest, measure=artifact_latencies)
+            print("\n## export time, size and single-thread latency per format (one run, side by side)\n"
+                  + _table(results["export"]))
     out = artifacts_dir() / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str))
     print(f"\nwritten: {out}")
     return 0
+
+
+def artifact_latencies(bundle_dir, runs: int = 20) -> dict[str, dict[str, Any]]:
+    """Single-thread median latency (ms) of every artifact in its runtime (parity's runners, in this process,
+    one after the other), with the ratio of size and speed against the same format's fp32 file."""
+    import numpy as np
+
+    from moleport.parity.bundle import load_bundle
+    from moleport.parity.runners import discover
+
+    bundle = load_bundle(bundle_dir)
+    image = np.random.default_rng(0).integers(0, 256, (bundle.spec.input_size,) * 2 + (3,), dtype=np.uint8)
+    out: dict[str, dict[str, Any]] = {}
+    for runner in discover(bundle, ["onnxruntime", "litert", "executorch", "coreml"], threads=1).runners:
+        try:
+            out[runner.artifact.rel] = {"runtime": runner.runtime, "latency_ms": round(runner.latency_ms(image, runs=runs), 2)}
+        except Exception as exc:  # noqa: BLE001 — a row that cannot run says so
+            out[runner.artifact.rel] = {"runtime": runner.runtime, "latency_ms": None, "error": str(exc)[:200]}
+        finally:
+            runner.close()
+    for f in bundle.files:
+        base = next((g for g in bundle.files if g.format == f.format and g.precision == "fp32"), None)
+        row, ref = out.get(f.rel), out.get(base.rel) if base else None
+        if row and ref and row.get("latency_ms") and ref.get("latency_ms"):
+            row["size_vs_fp32"] = round(f.bytes / base.bytes, 3)
+            row["speedup_vs_fp32"] = round(ref["latency_ms"] / row["latency_ms"], 2)
+    return out
 
 
 def _bench_train_threads(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -132,10 +132,14 @@ def verdict(man: dict, export_failures: list, parity: dict | None) -> tuple[bool
 
 def shipped_artifact(man: dict, parity: dict | None) -> str | None:
     """The artifact the Android app runs by default: parity.json's ship decision (the smallest .tflite
-    that passed); without a parity run, the fp32 .tflite."""
+    that passed); without a parity run, the fp32 .tflite (else fp16, else the ONNX file)."""
     if parity is not None:
         return (parity.get("ship") or {}).get("android", {}).get("default")
-    return next((f["path"] for f in man["files"] if (f["format"], f["precision"]) == ("tflite", "fp32")), None)
+    for fmt, precision in (("tflite", "fp32"), ("tflite", "fp16"), ("onnx", "fp32")):
+        for f in man["files"]:
+            if (f["format"], f["precision"]) == (fmt, precision):
+                return f["path"]
+    return None
 
 
 def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Path | None,

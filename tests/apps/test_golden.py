@@ -136,12 +136,15 @@ def test_copy_assets(tmp_path, tiny_bundle):
     run = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tiny_bundle)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert sorted(p.name for p in dest.iterdir()) == ["SHA256SUMS", "labels.txt", "model_fp32.tflite",
-                                                       "model_int8.tflite", "ship.json", "spec.json"]
-    assert json.loads((dest / "ship.json").read_text())["default"] == "model_int8.tflite"  # smallest that passed
+    sizes = {p: (tiny_bundle / f"tiny_{p}.tflite").stat().st_size for p in ("fp32", "int8")}
+    smallest = min(sizes, key=lambda p: (sizes[p], p != "fp32"))  # the smallest that passed, fp32 beside it
+    models = sorted({"model_fp32.tflite", f"model_{smallest}.tflite"})
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["SHA256SUMS", "labels.txt", "ship.json", "spec.json",
+                                                             *models])
+    assert json.loads((dest / "ship.json").read_text())["default"] == f"model_{smallest}.tflite"
     sums = dict(line.split("  ")[::-1] for line in (dest / "SHA256SUMS").read_text().splitlines())
     assert sums == {n: hashlib.sha256((dest / n).read_bytes()).hexdigest()
-                    for n in ("labels.txt", "model_fp32.tflite", "model_int8.tflite", "spec.json")}
+                    for n in ("labels.txt", "spec.json", *models)}
     assert (dest / "model_fp32.tflite").read_bytes() == (tiny_bundle / "tiny_fp32.tflite").read_bytes()
     missing = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tmp_path / "nope")], env=env,
                              capture_output=True, text=True, timeout=60)

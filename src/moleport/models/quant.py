@@ -68,11 +68,41 @@ class CalibratedFakeQuantize(FakeQuantize):
         return super().forward(X)
 
 
-def export_backbone(model: nn.Module, size: int) -> torch.fx.GraphModule:
-    """``model`` (eval) as an exported graph with a dynamic batch, ready for prepare_pt2e / prepare_qat_pt2e."""
+def export_backbone(model: nn.Module, size: int, qat: bool = False) -> torch.fx.GraphModule:
+    """``model`` as an exported graph with a dynamic batch, ready for prepare_pt2e (eval form) or
+    prepare_qat_pt2e (``qat``: exported in train form, whose conv + batch-norm pattern the QAT fusion
+    rewrites) after :func:`with_torchao_bn_eps`. Move a QAT graph to eval with ``move_exported_model_to_eval``."""
+    import copy
+
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     example = (torch.zeros(2, 3, size, size),)  # batch > 1: a size-1 dimension would be specialised
-    return torch.export.export(model.eval(), example, dynamic_shapes=({0: batch},)).module()
+    if not qat:
+        return torch.export.export(model.eval(), example, dynamic_shapes=({0: batch},)).module()
+    model = with_torchao_bn_eps(copy.deepcopy(model)).train()
+    for mod in model.modules():  # tracing runs the example through train-form batch-norm: keep its statistics
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.momentum = 0.0
+    return torch.export.export(model, example, dynamic_shapes=({0: batch},)).module()
+
+
+#: The batch-norm epsilon torchao's PT2E QAT rewrites assume (qat_utils: "TODO: allow setting eps";
+#: export_utils._replace_batchnorm likewise): 1e-5 whatever the module says.
+TORCHAO_BN_EPS = 1e-5
+
+
+def with_torchao_bn_eps(model: nn.Module) -> nn.Module:
+    """The same eval-mode function with every batch-norm at eps 1e-5: running_var += eps - 1e-5.
+
+    MobileNetV1 (Keras layout) uses eps 1e-3. torchao's QAT conv-bn fusion and its train/eval switch
+    hard-code 1e-5, which moved the quick model's logits by 0.74 before any quantization (measured) and
+    is why a plain prepare_qat_pt2e collapsed this model. sqrt(var + eps) is unchanged, so eval-mode
+    outputs are identical; only train-mode batch statistics would differ, and QAT here keeps BN frozen."""
+    for mod in model.modules():
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.eps != TORCHAO_BN_EPS:
+            with torch.no_grad():
+                mod.running_var.add_(mod.eps - TORCHAO_BN_EPS)
+            mod.eps = TORCHAO_BN_EPS
+    return model
 
 
 def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:

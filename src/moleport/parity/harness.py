@@ -189,6 +189,18 @@ def tally(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def _is_partial(bundle: Bundle, runtimes, threads: int, extra_modules, limit, n: int, n_split: int) -> bool:
+    """A run judges less than the full verdict when it saw part of the split, or when ``runtimes`` leaves out an
+    artifact x runtime pair that a run over every available runtime would judge."""
+    if limit is not None and n < n_split:
+        return True
+    if runtimes is None:
+        return False
+    pairs = lambda found: {(r.artifact.rel if r.artifact else None, r.runtime) for r in found.runners}  # noqa: E731
+    return bool(pairs(discover(bundle, None, threads, extra_modules)) - pairs(discover(bundle, runtimes, threads,
+                                                                                        extra_modules)))
+
+
 def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None, split: str = "test",
                limit: int | None = None, gates: Gates | None = None, runtimes: list[str] | None = None, *,
                threads: int = 1, latency_runs: int = 10, extra_modules: tuple[str, ...] = (),
@@ -204,7 +216,7 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
         verify_documents(bundle)
     except BundleError as exc:
         problems.append(str(exc))
-    partial = runtimes is not None or (limit is not None and len(data.y) < len(manifest.split(split)))
+    partial = _is_partial(bundle, runtimes, threads, extra_modules, limit, len(data.y), len(manifest.split(split)))
     stem = PARTIAL_STEM if partial else FULL_STEM
     threshold = bundle.spec.threshold
     ref_row, p_ref = _reference(bundle, data, threads, latency_runs)

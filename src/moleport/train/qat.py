@@ -58,6 +58,7 @@ class QatConfig:
     steps: int = 40  # optimiser steps of fine-tuning (0: post-training quantization only)
     batch_size: int = 16
     lr: float = 5e-5
+    optimizer: str = "adam"  # adam | sgd (momentum 0.9: steps proportional to the gradient)
     observer_steps: int = 0  # observers (histogram ranges from calibration) adapt for the first N steps, then freeze
     calib_n: int = 128  # training images for the observer warm start (PTQ calibration)
     eval_every: int = 20
@@ -67,6 +68,8 @@ class QatConfig:
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 2 or self.lr <= 0 or self.calib_n < 1 or self.eval_every < 1:
             raise QatError(f"invalid QAT config {self}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise QatError(f"QAT optimizer must be adam or sgd, got {self.optimizer!r}")
 
 
 @dataclass
@@ -123,7 +126,8 @@ def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndar
                spec: ModelSpec, cfg: QatConfig) -> list[dict[str, float]]:
     """Distillation steps on calibrated logits; returns the validation curve."""
     params = [p for p in prepared.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = (torch.optim.Adam(params, lr=cfg.lr) if cfg.optimizer == "adam"
+           else torch.optim.SGD(params, lr=cfg.lr, momentum=0.9))
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     inv_t = 1.0 / float(spec.temperature)
@@ -179,7 +183,7 @@ def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_di
           f"mean {ptq['mean_abs_dp']:.4f} flips {ptq['flips']}/{ptq['n']} ({time.perf_counter() - t0:.0f} s)", flush=True)
     converted, final, history = ptq_graph, None, []
     if cfg.steps:
-        prepared = prepare_qat_pt2e(quant.export_backbone(copy.deepcopy(teacher), spec.input_size),
+        prepared = prepare_qat_pt2e(quant.export_backbone(copy.deepcopy(teacher), spec.input_size, qat=True),
                                     quant.quantizer(qat=True))
         move_exported_model_to_eval(prepared)  # frozen batch-norm statistics; gradients still flow
         _calibrate(prepared, calib, spec, cfg.batch_size)
