@@ -85,7 +85,7 @@ def export_backbone(model: nn.Module, size: int, qat: bool = False) -> torch.fx.
     return torch.export.export(model, example, dynamic_shapes=({0: batch},)).module()
 
 
-#: The batch-norm epsilon torchao's PT2E QAT rewrites assume (qat_utils: "TODO: allow setting eps";
+#: The batch-norm epsilon torchao's PT2E QAT rewrites assume (qat_utils.py notes that eps cannot be set yet;
 #: export_utils._replace_batchnorm likewise): 1e-5 whatever the module says.
 TORCHAO_BN_EPS = 1e-5
 
