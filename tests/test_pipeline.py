@@ -150,5 +150,4 @@ def test_int8_that_quantizes_the_colour_constancy_fails_parity(e2e, tmp_path):
     row = next(r for r in payload["rows"] if r["artifact"] == entry["path"])
     assert row["status"] == "ok" and not row["passed"], row.get("violations")
     print("\n".join(row["violations"]))
-    assert payload["partial"] and (bundle / "parity-partial.json").is_file()
     assert any("int8" in v for v in row["violations"])
