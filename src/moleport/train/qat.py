@@ -8,15 +8,16 @@ ExecuTorch (XNNPACK) and TFLite are lowered from (``moleport export --int8-progr
    activations). The raw-pixel pre-processing (colour constancy, mean/std) and the head
    (temperature, sigmoid, the two-probability output) are never part of the quantized graph, so
    they stay fp32 in every artifact with fp32 input and output tensors.
-2. Post-training calibration: observers see ``calib_n`` training images (the PTQ baseline,
-   reported beside the result).
-3. Fine-tuning, observer warm start from step 2: batch-norm uses its running statistics throughout
-   (the graph is in eval form: a frozen BN is what the int8 conv folds), observers keep adapting for
-   the first ``observer_steps`` and are frozen after that. The loss is the squared difference of
-   the student's and the fp32 teacher's calibrated logits (logit / T): the goal of parity is the
-   fp32 model's answers, not the labels, and the logit keeps the gradient alive where the
-   probability saturates. Adam at a small rate; training images only (flips/rotations).
-4. ``convert_pt2e`` and ``torch.export.save`` of the quantized backbone at a dynamic batch.
+2. Post-training quantization (the baseline): histogram observers see ``calib_n`` training images.
+3. Quantization-aware fine-tuning (``steps`` > 0): the backbone is exported in train form with its
+   batch-norm re-parametrised to torchao's eps (see :func:`moleport.models.quant.with_torchao_bn_eps`),
+   prepared for QAT, moved to eval form (frozen batch-norm statistics) and calibrated on the same
+   images; activation ranges are frozen after the first ``observer_steps``. The loss is the squared
+   difference of the student's and the fp32 teacher's calibrated logits (logit / T): the goal of parity
+   is the fp32 model's answers, not the labels, and the logit keeps the gradient alive where the
+   probability saturates. Adam (or SGD) at a small rate; training images only (flips/rotations).
+4. Whichever of PTQ and QAT agrees better with the teacher on the validation split is converted and
+   saved with ``torch.export.save`` at a dynamic batch.
 
 Every step is measured against the teacher on the **validation** split (never test): max/mean
 |Δ logit/T|, |Δp| and label flips at the spec threshold, for PTQ and for each evaluation of QAT;
@@ -26,11 +27,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
