@@ -45,7 +45,7 @@ android {
 val checkModelAssets by tasks.registering {
     val modelDir = layout.projectDirectory.dir("src/main/assets/model")
     doLast {
-        val missing = listOf("model_fp32.tflite", "spec.json", "labels.txt").filterNot { modelDir.file(it).asFile.isFile }
+        val missing = listOf("model_fp32.tflite", "spec.json", "labels.txt", "SHA256SUMS").filterNot { modelDir.file(it).asFile.isFile }
         if (missing.isNotEmpty()) {
             throw GradleException(
                 "Model assets missing in ${modelDir.asFile}: $missing. Run `make export` then `make android-assets` " +

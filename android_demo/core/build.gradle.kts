@@ -23,5 +23,10 @@ tasks.test {
     if (golden.isPresent) {
         systemProperty("moleport.golden", golden.get())
     }
+    // Assets packaged by scripts/copy_assets.sh (ASSETS_DIR=DIR); without them the packaged-assets test is skipped.
+    val assets = providers.environmentVariable("MOLEPORT_ASSETS")
+    if (assets.isPresent) {
+        systemProperty("moleport.assets", assets.get())
+    }
     systemProperty("java.awt.headless", "true")
 }

@@ -2,9 +2,10 @@
 # Copy an export bundle's TFLite models, spec.json and labels.txt into the app's assets (git-ignored):
 #   bash android_demo/scripts/copy_assets.sh artifacts/export/default      (make android-assets)
 # Writes android_demo/app/src/main/assets/model/{model_fp32.tflite, model_int8.tflite?, spec.json, labels.txt,
-# SHA256SUMS} after checking each model's, spec.json's and labels.txt's sha256 against the bundle's manifest.json
-# ("files", "documents"); SHA256SUMS lists what was copied, for the app to check what it loads. A model that
-# failed its parity gates (parity.json) is not bundled. ASSETS_DIR overrides the destination.
+# ship.json, SHA256SUMS} after checking each model's, spec.json's and labels.txt's sha256 against the bundle's
+# manifest.json ("files", "documents"). SHA256SUMS (sha256sum format) lists every other file copied; the app
+# checks spec.json, labels.txt, ship.json and the model against it before using them (core AssetIntegrity).
+# A model that failed its parity gates (parity.json) is not bundled. ASSETS_DIR overrides the destination.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -90,10 +91,16 @@ for rel in wanted:
     sums.append((digest, f"model_{precision}.tflite"))
     print(f"copy_assets: {src} -> model_{precision}.tflite ({src.stat().st_size} bytes)")
 default = by_path[decision.get("default") or decision["fp32"]]["precision"]
-(stage / "ship.json").write_text(json.dumps({"default": f"model_{default}.tflite", "fp32": "model_fp32.tflite",
-                                             "why": decision.get("why")}, indent=1) + "\n", encoding="utf-8")
+ship = (json.dumps({"default": f"model_{default}.tflite", "fp32": "model_fp32.tflite", "why": decision.get("why")},
+                  indent=1) + "\n").encode("utf-8")
+(stage / "ship.json").write_bytes(ship)
+sums.append((hashlib.sha256(ship).hexdigest(), "ship.json"))
 print(f"copy_assets: default model model_{default}.tflite ({decision.get('why')})")
-# the list the app checks what it loads against (sha256sum format)
+# the list the app checks what it loads against (sha256sum format; core AssetIntegrity): every copied file
+listed = sorted(n for _, n in sums)
+copied = sorted(p.name for p in stage.iterdir())
+if listed != copied:
+    sys.exit(f"copy_assets: internal error: SHA256SUMS would list {listed} but {copied} were copied")
 (stage / "SHA256SUMS").write_text("".join(f"{d}  {n}\n" for d, n in sums), encoding="utf-8")
 PYEOF
 

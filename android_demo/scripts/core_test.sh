@@ -2,6 +2,8 @@
 # Build and test android_demo/core (pure Java 17) with plain javac + JUnit 4 - no Gradle, no Android SDK.
 #   bash android_demo/scripts/core_test.sh            (make android-core-test)
 # Env: NAME (bundle name, default "default"), MOLEPORT_BUNDLE (bundle dir), PY (python), GOLDEN_N (images).
+# With a bundle, its app assets are packaged with copy_assets.sh into a temporary folder and checked against
+# their SHA256SUMS (AssetIntegrityTest), tampered copies included.
 # Ends with the line "core: N passed, M failed"; exits non-zero on any failure.
 set -euo pipefail
 
@@ -54,8 +56,15 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/moleport-core.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 
 GOLDEN_ARGS=(--out "$WORK/golden" --n "$GOLDEN_N")
+JAVA_PROPS=(-Dmoleport.golden="$WORK/golden")
 if [ -f "$BUNDLE/manifest.json" ]; then
     GOLDEN_ARGS+=(--bundle "$BUNDLE")
+    # the assets the app would ship (copy_assets.sh), for AssetIntegrityTest to check against their SHA256SUMS
+    if ASSETS_DIR="$WORK/assets" bash "$ROOT/android_demo/scripts/copy_assets.sh" "$BUNDLE" >&2; then
+        JAVA_PROPS+=(-Dmoleport.assets="$WORK/assets")
+    else
+        echo "core_test: copy_assets.sh refused $BUNDLE (see above); the packaged-assets test is skipped" >&2
+    fi
 else
     echo "core_test: no bundle at $BUNDLE (make export); golden fixture without model references" >&2
 fi
@@ -70,5 +79,5 @@ javac --release 17 -Xlint:all -Werror -d "$WORK/main" @"$WORK/main-sources.txt" 
 javac --release 17 -d "$WORK/test" -cp "$WORK/main:$CP_JUNIT" @"$WORK/test-sources.txt" >&2 \
     || fail "compiling core test sources failed"
 
-java -Djava.awt.headless=true -Dmoleport.golden="$WORK/golden" -cp "$WORK/main:$WORK/test:$CP_JUNIT" \
+java -Djava.awt.headless=true "${JAVA_PROPS[@]}" -cp "$WORK/main:$WORK/test:$CP_JUNIT" \
     org.moleport.core.CoreTestMain

@@ -144,7 +144,7 @@ def test_copy_assets(tmp_path, tiny_bundle):
     assert json.loads((dest / "ship.json").read_text())["default"] == f"model_{smallest}.tflite"
     sums = dict(line.split("  ")[::-1] for line in (dest / "SHA256SUMS").read_text().splitlines())
     assert sums == {n: hashlib.sha256((dest / n).read_bytes()).hexdigest()
-                    for n in ("labels.txt", "spec.json", *models)}
+                    for n in ("labels.txt", "ship.json", "spec.json", *models)}
     assert (dest / "model_fp32.tflite").read_bytes() == (tiny_bundle / "tiny_fp32.tflite").read_bytes()
     missing = subprocess.run(["bash", str(SCRIPTS / "copy_assets.sh"), str(tmp_path / "nope")], env=env,
                              capture_output=True, text=True, timeout=60)

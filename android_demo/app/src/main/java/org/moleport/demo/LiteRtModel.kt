@@ -3,6 +3,7 @@ package org.moleport.demo
 import android.content.Context
 import java.nio.ByteBuffer
 import java.nio.ByteOrder
+import org.moleport.core.AssetIntegrity
 import org.moleport.core.ModelInput
 import org.moleport.core.ModelSpec
 import org.moleport.core.Prediction
@@ -58,9 +59,13 @@ class LiteRtModel private constructor(
     override fun close() = interpreter.close()
 
     companion object {
-        /** Loads [assetPath] (memory-mapped, stored uncompressed) and checks it against [spec]. */
-        fun open(context: Context, assetPath: String, spec: ModelSpec, threads: Int = 2): LiteRtModel {
+        /** Loads [assetPath] (memory-mapped, stored uncompressed), checks its sha256 against [sums]
+         *  (assets/model/SHA256SUMS) before the interpreter sees it, then checks it against [spec]. */
+        fun open(
+            context: Context, assetPath: String, spec: ModelSpec, sums: AssetIntegrity, threads: Int = 2,
+        ): LiteRtModel {
             val buffer = FileUtil.loadMappedFile(context, assetPath)
+            sums.verify(assetPath.substringAfterLast('/'), buffer)
             checkMetadataLabels(buffer.duplicate(), spec, assetPath)
             val interpreter = Interpreter(buffer, Interpreter.Options().setNumThreads(threads))
             val precision = if (interpreter.getInputTensor(0).dataType() == DataType.INT8) "int8" else "fp32"

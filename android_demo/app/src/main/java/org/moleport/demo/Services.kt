@@ -17,9 +17,10 @@ object Services {
     fun checker(context: Context): MoleChecker {
         checker?.let { return it }
         val app = context.applicationContext
-        val spec = ModelAssets.readSpec(app)
-        val asset = if (useFp32) ModelAssets.FP32 else ModelAssets.shippedDefault(app)
-        return MoleChecker(spec, LiteRtModel.open(app, asset, spec)).also { checker = it }
+        val sums = ModelAssets.integrity(app)  // spec, labels, ship.json and the model are sha256-checked
+        val spec = ModelAssets.readSpec(app, sums)
+        val asset = if (useFp32) ModelAssets.FP32 else ModelAssets.shippedDefault(app, sums)
+        return MoleChecker(spec, LiteRtModel.open(app, asset, spec, sums)).also { checker = it }
     }
 
     fun history(context: Context): HistoryRepo =

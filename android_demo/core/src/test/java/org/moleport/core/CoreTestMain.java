@@ -7,7 +7,8 @@ import org.junit.runner.notification.Failure;
 /** Runs every core test class and ends with the line {@code core: N passed, M failed}. */
 public final class CoreTestMain {
     static final Class<?>[] TESTS = {ImageOpsTest.class, ResizeTest.class, ModelInputTest.class, SpecTest.class,
-        PredictionTest.class, JsonTest.class, HistoryTest.class, MoleCheckerTest.class, GoldenFixtureTest.class};
+        PredictionTest.class, JsonTest.class, HistoryTest.class, MoleCheckerTest.class, GoldenFixtureTest.class,
+        AssetIntegrityTest.class};
 
     private CoreTestMain() {
     }
