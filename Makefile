@@ -44,8 +44,13 @@ parity: $(STAMP)
 clean:
 	rm -rf artifacts/data artifacts/train artifacts/export artifacts/parity artifacts/web
 
+# make export's pipeline (profile 'real') on a lesion-grouped ~800-image subset of HAM10000: every export and the
+# parity harness on real dermoscopy in a few minutes; skipped (exit 0) where ../shared is absent.
 parity-real: $(STAMP)
-	$(VPY) -m moleport.parity.real
+	@if [ -d $(SHARED)/data/ham10000-mel-nv ]; then \
+	  $(VPY) -m moleport.pipeline --name parity-real --profile real --data $(SHARED)/data/ham10000-mel-nv \
+	    --subset 800 $(EXPORT_ARGS); \
+	else echo "parity-real: skipped: $(SHARED)/data/ham10000-mel-nv is absent (SHARED=DIR to point elsewhere)"; fi
 
 android-assets:
 	bash android_demo/scripts/copy_assets.sh artifacts/export/$(NAME)

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from moleport.cli import main as moleport_main
-from moleport.parity.bundle import (BundleError, load_bundle, load_verified, manifest_digest, refresh_document,
+from moleport.runtimes.bundle import (BundleError, load_bundle, load_verified, manifest_digest, refresh_document,
                                     sha256_file, size_bytes)
 
 
@@ -238,9 +238,27 @@ def test_corrupt_pte_header_is_a_clear_error_not_a_dead_process(bundle, tiny_pte
     assert "Traceback" not in err
 
 
+def test_corrupt_pte_is_a_runner_error_in_parity_too(bundle, tiny_pte):
+    """The runtimes layer's ExecuTorch runner (what parity judges with) loads a program in a child first."""
+    from moleport.runtimes import executorch
+    from moleport.runtimes.base import RunnerError
+
+    (bundle / "executorch").mkdir()
+    pte = bundle / "executorch" / "model_fp32.pte"
+    data = bytearray(tiny_pte)
+    i = data.find(b"forward")
+    data[i:i + 3] = b"\xff\xfe\xfd"
+    pte.write_bytes(bytes(data))
+    record_artifact(bundle, "executorch/model_fp32.pte", "executorch")
+    art = next(a for a in load_bundle(bundle).files if a.format == "executorch")
+    runner = executorch.runner(art, load_bundle(bundle).spec)
+    with pytest.raises(RunnerError, match="corrupt or unsupported artifact"):
+        runner.predict(np.zeros((1, 224, 224, 3), dtype=np.uint8))
+
+
 def test_a_runtime_abort_in_the_probe_child_becomes_an_error():
-    from moleport.evaluate.errors import EvaluationError
-    from moleport.evaluate.predictors import probe_in_child
+    from moleport.runtimes.base import RunnerError as EvaluationError
+    from moleport.runtimes.probe import probe_in_child
 
     abort = "import os, sys; sys.stderr.write('terminate called after throwing pybind11::error_already_set\\n'); os.abort()"
     with pytest.raises(EvaluationError, match=r"x\.pte: corrupt or unsupported artifact: it crashes the executorch "

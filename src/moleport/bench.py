@@ -78,8 +78,8 @@ def artifact_latencies(bundle_dir, runs: int = 20) -> dict[str, dict[str, Any]]:
     one after the other), with the ratio of size and speed against the same format's fp32 file."""
     import numpy as np
 
-    from moleport.parity.bundle import load_bundle
-    from moleport.parity.runners import discover
+    from moleport.runtimes.bundle import load_bundle
+    from moleport.runtimes import discover
 
     bundle = load_bundle(bundle_dir)
     image = np.random.default_rng(0).integers(0, 256, (bundle.spec.input_size,) * 2 + (3,), dtype=np.uint8)

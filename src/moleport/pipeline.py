@@ -29,6 +29,7 @@ class PipelineConfig:
     ckpt: Path | None = None
     data: Path | None = None
     manifest: Path | None = None
+    subset: int | None = None  # about this many images of --data, whole lesions only, class ratio kept
     profile: str = "quick"
     epochs: int | None = None  # override the profile's epochs
     parity: bool = True
@@ -46,7 +47,7 @@ def _step(title: str) -> float:
 def prepare_manifest(cfg: PipelineConfig, root: Path) -> Path:
     """The split manifest for the run: given, built from --data, or from the synthetic set."""
     from moleport.data.sources import open_source
-    from moleport.data.split import make_manifest
+    from moleport.data.split import lesion_subset, make_manifest
     from moleport.data.synth import generate
 
     if cfg.manifest is not None:
@@ -59,8 +60,10 @@ def prepare_manifest(cfg: PipelineConfig, root: Path) -> Path:
             generate(source, n=cfg.n, seed=cfg.seed)
             print(f"    {source} ({time.perf_counter() - t:.1f} s)")
     out = root / "splits" / f"{cfg.name}.json"
-    t = _step(f"splitting {source} 60/20/20 per class")
-    manifest = make_manifest(open_source(source), seed=cfg.seed)
+    records = lesion_subset(open_source(source), cfg.subset, cfg.seed)
+    what = f"{len(records)} images (whole lesions) of {source}" if cfg.subset else str(source)
+    t = _step(f"splitting {what} 60/20/20 per class")
+    manifest = make_manifest(records, seed=cfg.seed)
     manifest.save(out)
     print(f"    {out}: {json.dumps(manifest.counts())} ({time.perf_counter() - t:.1f} s)")
     return out
@@ -148,7 +151,7 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     ``bundle/evaluation/<data>/`` and the MODEL_CARD's performance section. None when nothing ships."""
     from moleport.evaluate.evaluation import evaluate_model, write_json
     from moleport.export import card
-    from moleport.parity.bundle import refresh_document
+    from moleport.runtimes.bundle import refresh_document
     from moleport.spec import ModelSpec
 
     rel = shipped_artifact(man, parity)
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ckpt", type=Path, help="export this checkpoint instead of training the quick profile")
     ap.add_argument("--data", type=Path, help="data source (folder) for the split manifest")
     ap.add_argument("--manifest", type=Path, help="an existing split manifest")
+    ap.add_argument("--subset", type=int, help="use about N images of --data (whole lesions, class ratio kept)")
     ap.add_argument("--profile", default="quick", help="training profile/run name (default: quick)")
     ap.add_argument("--epochs", type=int, help="override the profile's epochs")
     ap.add_argument("--no-parity", dest="parity", action="store_false")
@@ -249,10 +253,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qat-steps", type=int, default=None,
                     help="quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)")
     a = ap.parse_args(argv)
+    if a.subset is not None and (a.subset < 1 or a.data is None):
+        ap.error("--subset N needs --data and N >= 1")
+    if a.data is not None and not a.data.exists():
+        ap.error(f"--data {a.data}: no such data source")
     for e in a.external:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
-    cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest,
+    cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest, subset=a.subset,
                          profile=a.profile, epochs=a.epochs, parity=a.parity, limit=a.limit, externals=tuple(a.external),
                          n_boot=a.bootstrap, qat_steps=a.qat_steps)
     return run_pipeline(cfg)

@@ -102,7 +102,7 @@ def tiny_bundle(tmp_path_factory):
                       "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
     ModelSpec(architecture="tiny", threshold=0.4).save(d / "spec.json")
     (d / "labels.txt").write_text("nevus\nmelanoma\n")
-    from moleport.parity.bundle import document_entry
+    from moleport.runtimes.bundle import document_entry
 
     documents = [document_entry(d, "spec.json"), document_entry(d, "labels.txt")]  # as export_bundle lists them
     (d / "manifest.json").write_text(json.dumps({"files": files, "documents": documents}))

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 from collections import defaultdict
 
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image
 from datahelpers import csv_folder, image_folder, pixels
 from moleport.data.manifest import load_manifest
 from moleport.data.sources import Record, open_source
-from moleport.data.split import DataError, assign_splits, group_ids, make_manifest, pixel_sha256
+from moleport.data.split import DataError, assign_splits, group_ids, lesion_subset, make_manifest, pixel_sha256
 
 
 def _counts(manifest):
@@ -114,3 +115,17 @@ def test_bad_arguments(tiny_folder):
         make_manifest(recs, duplicates="keep")
     with pytest.raises(DataError, match="no usable images"):
         make_manifest([Record(tiny_folder / "missing.png", "nevus")], skip_bad=True)
+
+
+def test_lesion_subset_keeps_whole_lesions_and_the_class_ratio():
+    records = [Record(Path(f"m{i}.jpg"), "melanoma", f"LM{i // 2}") for i in range(40)] + \
+              [Record(Path(f"n{i}.jpg"), "nevus", f"LN{i // 3}") for i in range(120)]
+    sub = lesion_subset(records, 40, seed=0)
+    by_lesion = defaultdict(int)
+    for r in sub:
+        by_lesion[r.lesion_id] += 1
+    assert all(n == (2 if k.startswith("LM") else 3) for k, n in by_lesion.items())  # no lesion cut in two
+    mel = sum(r.label == "melanoma" for r in sub)
+    assert mel == 10 and 30 <= len(sub) - mel <= 32  # 1:3 as in the whole set, rounded up to whole lesions
+    assert lesion_subset(records, 40, seed=0) == sub and lesion_subset(records, 40, seed=1) != sub
+    assert lesion_subset(records, None) == records and lesion_subset(records, 10_000) == records

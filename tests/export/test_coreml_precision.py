@@ -2,7 +2,7 @@
 
 A small MobileNet-style backbone behind the real export wrapper with in-graph
 ``shades-of-gray-p6`` colour constancy and temperature 1.7, exported by ``to_coreml`` and run
-by the independent numpy ML-Program interpreter (``moleport.parity.runners.coreml_mil``).
+by the independent numpy ML-Program interpreter (``moleport.runtimes.coreml_mil``).
 
 Measured on this model (8 dim images, numpy reference, max |dP(melanoma)| vs PyTorch):
 old full-fp16 program 9.5e-3, mixed fp16 5.7e-4 (16.6x closer), w8 2.2e-3, fp32 2.4e-7.
@@ -19,7 +19,7 @@ from torch import nn
 from moleport.export import coreml
 from moleport.export.coreml import (CoremlExportError, PRECISIONS, precision_map, to_coreml)
 from moleport.export.wrapper import INPUT_NAME, wrap
-from moleport.parity.runners.coreml_mil import CoreMLReferenceRunner
+from moleport.runtimes.coreml_mil import CoreMLReferenceRunner
 from moleport.spec import ModelSpec
 
 ct = pytest.importorskip("coremltools")

@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from moleport.parity.runners.coreml_mil import (
+from moleport.runtimes.coreml_mil import (
     IMPLEMENTATION, CoreMLPackageError, CoreMLReferenceRunner, MILExecutionError)
-from moleport.parity.runners.coreml_ops import (UnsupportedOpError, constexpr_affine_dequantize,
+from moleport.runtimes.coreml_ops import (UnsupportedOpError, constexpr_affine_dequantize,
                                                   constexpr_blockwise_shift_scale)
 
 ct = pytest.importorskip("coremltools")
@@ -328,7 +328,7 @@ def test_truncated_int8_weights_are_named(packages, tmp_path):
 
 
 def test_constexpr_failure_is_an_execution_error(packages, tmp_path, monkeypatch):
-    from moleport.parity.runners import coreml_mil
+    from moleport.runtimes import coreml_mil
 
     path = _quantized(packages, ("small", "fp32"), tmp_path, "w8", _w8)
 

@@ -148,7 +148,7 @@ def test_cli_writes_ci_files(tmp_path, monkeypatch, capsys, passed):
 
 def test_cli_error_still_writes_failing_junit(tmp_path, monkeypatch, capsys):
     import moleport.parity.harness as harness
-    from moleport.parity.bundle import BundleError
+    from moleport.runtimes.bundle import BundleError
 
     def boom(*a, **k):
         raise BundleError("no manifest.json")

@@ -128,7 +128,7 @@ def test_external_rows_are_judged_and_reports_rewritten(trained_bundle, bundle_c
 
 PLUGIN = '''
 import numpy as np
-from moleport.parity.runners.base import Runner
+from moleport.runtimes.base import Runner
 RUNTIME = "litertjs"
 def available():
     return {available}

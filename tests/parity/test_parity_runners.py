@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moleport.parity.bundle import ArtifactFile, sha256_file
-from moleport.parity.runners import RunnerError, RunnerSkipped
-from moleport.parity.runners.litert import LiteRTRunner, dequantize, quantize
+from moleport.runtimes.bundle import ArtifactFile, sha256_file
+from moleport.runtimes import RunnerError, RunnerSkipped
+from moleport.runtimes.litert import LiteRTRunner, dequantize, quantize
 from moleport.spec import ModelSpec
 
 SPEC = ModelSpec(architecture="mobilenet")
@@ -86,7 +86,7 @@ def test_litert_int8_quantises_input_and_dequantises_output(toy_tflite):
 
 
 def test_mediapipe_refuses_tflite_without_metadata(toy_tflite):
-    from moleport.parity.runners.mediapipe import MediaPipeRunner
+    from moleport.runtimes.mediapipe import MediaPipeRunner
 
     with pytest.raises(RunnerError, match="toy_fp32.tflite@mediapipe: cannot load.*[Mm]etadata"):
         MediaPipeRunner(_art(toy_tflite / "toy_fp32.tflite", "fp32"), SPEC).predict(_images(1))

@@ -1,6 +1,6 @@
 // Run a .tflite in headless Chromium through the demo page's own code (src/classifier.js via
 // window.moleport.predictTensor) on canonical uint8 images. Used by the parity runner
-// src/moleport/parity/runners/litertjs.py.
+// src/moleport/runtimes/litertjs.py.
 //
 // Usage: node run_batch.mjs --model-dir DIR [--precision fp32] [--no-threads]
 //   DIR holds models.json, spec.json and the .tflite (as web_demo/public/model/ after a build).

@@ -149,7 +149,7 @@ def _read_bundle(bundle: Path) -> tuple[ModelSpec, dict[str, dict[str, Any]]]:
               if isinstance(f, dict) and f.get("format") == "tflite" and "precision" in f and "path" in f}
     if "fp32" not in tflite:
         raise GoldenError(f"{manifest_path}: no fp32 tflite file listed (found {sorted(tflite)})")
-    from moleport.parity.bundle import BundleError, load_bundle, verify_documents, verify_file
+    from moleport.runtimes.bundle import BundleError, load_bundle, verify_documents, verify_file
 
     try:  # spec.json, labels.txt and every TFLite file the fixture reads must be the exported ones
         checked = load_bundle(bundle)

@@ -165,6 +165,26 @@ def group_ids(lesion_ids: Sequence[str | None], shas: Sequence[str | None] | Non
     return [renum.setdefault(r, len(renum)) for r in roots]
 
 
+def lesion_subset(records: Sequence[Record], n: int | None, seed: int = 0) -> list[Record]:
+    """About ``n`` records, whole lesions only, the class ratio kept (all of them when n is None or too big)."""
+    if n is None or n >= len(records):
+        return list(records)
+    rng = np.random.default_rng(seed)
+    out: list[Record] = []
+    for label in ("melanoma", "nevus"):
+        mine = [r for r in records if r.label == label]
+        lesions: dict[str, list[Record]] = {}
+        for r in mine:
+            lesions.setdefault(r.lesion_id or str(r.path), []).append(r)
+        want, have = round(n * len(mine) / len(records)), 0
+        for key in rng.permutation(sorted(lesions)):
+            if have >= want:
+                break
+            out.extend(lesions[key])
+            have += len(lesions[key])
+    return out
+
+
 def _targets(n: int, ratios: Sequence[float]) -> list[int]:
     val = int(np.floor(n * ratios[1] + 0.5))
     test = int(np.floor(n * ratios[2] + 0.5))

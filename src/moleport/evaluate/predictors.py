@@ -1,6 +1,6 @@
 """Models to evaluate: a checkpoint (PyTorch) or an exported artifact run in its own runtime.
 
-Artifacts go through the parity runners (never through the exporter's code) with the
+Artifacts go through the runners of :mod:`moleport.runtimes` (never through the exporter's code) with the
 ModelSpec from the bundle's ``spec.json``. Before any image is read the spec is checked
 against what :mod:`moleport.preprocess` can reproduce.
 """
@@ -18,11 +18,11 @@ from moleport.spec import LABELS, RESIZE_RULE, ModelSpec, SpecError
 
 #: artifact suffix -> (manifest format, runner module)
 ARTIFACT_FORMATS = MappingProxyType({
-    ".onnx": ("onnx", "moleport.parity.runners.onnxruntime"),
-    ".tflite": ("tflite", "moleport.parity.runners.litert"),
-    ".pte": ("executorch", "moleport.parity.runners.executorch"),
-    ".mlpackage": ("coreml", "moleport.parity.runners.coreml"),
-    ".mlmodel": ("coreml", "moleport.parity.runners.coreml"),
+    ".onnx": ("onnx", "moleport.runtimes.onnxruntime"),
+    ".tflite": ("tflite", "moleport.runtimes.litert"),
+    ".pte": ("executorch", "moleport.runtimes.executorch"),
+    ".mlpackage": ("coreml", "moleport.runtimes.coreml"),
+    ".mlmodel": ("coreml", "moleport.runtimes.coreml"),
 })
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
@@ -38,7 +38,7 @@ class Predictor:
 
     def predict(self, x: np.ndarray, batch: int = 64) -> np.ndarray:
         """P(melanoma); a runtime failure is an :class:`EvaluationError` naming the model, never a traceback."""
-        from moleport.parity.runners.base import RunnerError
+        from moleport.runtimes.base import RunnerError
 
         try:
             out = [self.runner.predict(np.ascontiguousarray(x[i:i + batch])) for i in range(0, len(x), batch)]
@@ -62,7 +62,7 @@ def check_spec(spec: ModelSpec, where: str) -> None:
 
 def _checkpoint_predictor(path: Path, threads: int) -> Predictor:
     from moleport.models.checkpoint import CheckpointError, load_checkpoint
-    from moleport.parity.runners.torch_ref import TorchReferenceRunner
+    from moleport.runtimes.torch_ref import TorchReferenceRunner
 
     try:
         loaded = load_checkpoint(path)
@@ -100,7 +100,7 @@ def _verified_entry(path: Path, fmt: str):
     """The bundle's manifest entry for ``path`` after checking the whole bundle: manifest.json's ``documents``
     (spec.json, labels.txt, MODEL_CARD.md), this artifact's sha256/size (every file of an .mlpackage), and —
     when parity.json records it — that manifest.json is the one parity judged."""
-    from moleport.parity.bundle import BundleError, check_parity_seal, load_bundle, verify_documents, verify_file
+    from moleport.runtimes.bundle import BundleError, check_parity_seal, load_bundle, verify_documents, verify_file
 
     root = bundle_root(path)
     if not (root / "manifest.json").is_file():
@@ -121,60 +121,20 @@ def _verified_entry(path: Path, fmt: str):
     return art
 
 
-#: Loads a .pte and runs one zero image in a child process; a runtime abort then kills only the child.
-_PTE_PROBE = """
-import sys
-import numpy as np
-import torch
-from executorch.runtime import Runtime
-program = Runtime.get().load_program(sys.argv[1])
-method = program.load_method("forward")
-shape = tuple(int(s) for s in method.metadata.input_tensor_meta(0).sizes())
-method.execute([torch.zeros(shape, dtype=torch.float32)])
-print("ok")
-"""
-PROBE_TIMEOUT_S = 180.0
-
-
-def probe_in_child(path: Path, runtime: str, code: str = _PTE_PROBE, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Load ``path`` in a child Python (``code`` gets the path as argv[1]); raise :class:`EvaluationError`
-    naming the file when the runtime raises, aborts the process (e.g. a C++ exception in ExecuTorch) or hangs."""
-    import signal
-    import subprocess
-    import sys
-
-    try:
-        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                              timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired as exc:
-        raise EvaluationError(f"{path}: the {runtime} runtime did not load it within {timeout:.0f} s") from exc
-    if proc.returncode == 0:
-        return
-    lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
-    detail = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
-    if proc.returncode < 0 or proc.returncode == 134:
-        sig = -proc.returncode if proc.returncode < 0 else signal.SIGABRT
-        how = f"crashes the {runtime} runtime (signal {signal.Signals(sig).name})"
-    else:
-        how = f"cannot be loaded by the {runtime} runtime (exit {proc.returncode})"
-    raise EvaluationError(f"{path}: corrupt or unsupported artifact: it {how}: {detail[:300] or 'no message'}")
-
-
 def _warm_up(runner, path: Path, spec: ModelSpec) -> None:
     """Load the runtime and run one image inside the runner's error handling, so a truncated or corrupt
     artifact is refused here with a clear error, not at the first real batch."""
-    from moleport.parity.runners.base import RunnerError
+    from moleport.runtimes.base import RunnerError
 
     s = spec.input_size
     try:
         runner.predict(np.zeros((1, s, s, 3), dtype=np.uint8))
     except RunnerError as exc:
-        raise EvaluationError(f"{path}: {exc}") from exc
+        msg = str(exc)
+        raise EvaluationError(msg if str(path) in msg else f"{path}: {msg}") from exc
 
 
 def _artifact_predictor(path: Path, threads: int) -> Predictor:
-    from moleport.parity.bundle import Bundle
-
     fmt, module = ARTIFACT_FORMATS[path.suffix.lower()]
     spec = _bundle_spec(path)
     check_spec(spec, str(path))
@@ -185,15 +145,9 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
         raise EvaluationError(f"{path}: no {fmt} runner in this checkout ({module}: {exc})") from exc
     if not mod.available():
         raise EvaluationError(f"{path}: the {mod.RUNTIME} runtime is not available on this machine")
-    if fmt == "executorch":  # a corrupt program aborts the whole process: try it in a child first
-        probe_in_child(path, mod.RUNTIME)
-    bundle = Bundle(root=bundle_root(path), manifest={}, spec=spec, files=(art,), checkpoint=None,
-                    split_manifest=None)
-    runners = mod.runners_for(bundle)
-    if len(runners) != 1:
-        raise EvaluationError(f"{path}: the {fmt} runner module offered {len(runners)} runners, expected 1")
-    _warm_up(runners[0], path, spec)
-    return Predictor(spec, fmt, path, runners[0])
+    runner = mod.runner(art, spec, threads=threads)
+    _warm_up(runner, path, spec)
+    return Predictor(spec, fmt, path, runner)
 
 
 def load_predictor(model: str | Path, threads: int = 2) -> Predictor:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from moleport.data.manifest import ManifestError
-from moleport.parity.bundle import BundleError
+from moleport.runtimes.bundle import BundleError
 from moleport.parity.gates import Gates, GatesError
 
 

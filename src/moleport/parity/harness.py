@@ -20,13 +20,13 @@ import numpy as np
 
 from moleport.data.arrays import DEFAULT_CACHE, SplitArrays, load_split
 from moleport.data.manifest import ManifestError, load_manifest
-from moleport.parity.bundle import (PARITY_SEAL_KEY, ArtifactFile, Bundle, BundleError, load_bundle, manifest_digest,
+from moleport.runtimes.bundle import (PARITY_SEAL_KEY, ArtifactFile, Bundle, BundleError, load_bundle, manifest_digest,
                                     sha256_file, verify_documents, verify_file, with_overrides)
 from moleport.parity.compare import compare, summary
 from moleport.parity.gates import Gates, flip_split, judge
 from moleport.parity.report import Predictions, load_predictions, save_predictions, write_reports
-from moleport.parity.runners import Runner, RunnerError, RunnerSkipped, discover
-from moleport.parity.runners.torch_ref import TorchReferenceRunner
+from moleport.runtimes import Runner, RunnerError, RunnerSkipped, discover
+from moleport.runtimes.torch_ref import TorchReferenceRunner
 from moleport.parity.ship import decide
 
 #: Reports of a run that judged every available runtime on the whole split: the verdicts the apps obey.

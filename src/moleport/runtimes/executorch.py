@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError, as_float_pixels
+from moleport.runtimes.base import Runner, RunnerError, as_float_pixels
 
 RUNTIME = "executorch"
+FORMAT = "executorch"
 
 
 def available() -> bool:
@@ -23,6 +24,9 @@ class ExecuTorchRunner(Runner):
     def _load(self) -> None:
         from executorch.runtime import Runtime
 
+        from moleport.runtimes.probe import probe_in_child
+
+        probe_in_child(self.artifact.path, RUNTIME)  # a corrupt program aborts the process: try it in a child first
         runtime = Runtime.get()
         self.pool_threads = _set_threadpool(self.threads)
         self.backends = list(runtime.backend_registry.registered_backend_names)
@@ -66,5 +70,10 @@ def _set_threadpool(threads: int) -> int | None:
     return int(_C._threadpool_get_thread_count()) if hasattr(_C, "_threadpool_get_thread_count") else None
 
 
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``executorch`` artifact file with its ModelSpec."""
+    return ExecuTorchRunner(artifact, spec, threads)
+
+
 def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
-    return [ExecuTorchRunner(f, bundle.spec, threads) for f in bundle.of_format("executorch")]
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT)]

@@ -1,9 +1,15 @@
-"""Runtime runners and the small registry that finds them.
+"""The runtimes layer: one runner per runtime, each taking ONE artifact file and its ModelSpec.
+
+Parity, evaluate, predict and golden all run artifacts through this layer; it imports neither
+:mod:`moleport.export` nor :mod:`moleport.train` (tests/test_layering.py), so the harness never
+reuses the code it judges. :mod:`moleport.runtimes.bundle` reads and verifies an export bundle.
 
 Each runner module exposes
 
 - ``RUNTIME``: the runtime name written in report rows (``onnxruntime``, ``litert``, ...);
+- ``FORMAT``: the manifest format it runs (``onnx``, ``tflite``, ``executorch``, ``coreml``);
 - ``available() -> bool``: whether this machine can run it (package importable, browser found, ...);
+- ``runner(artifact, spec, *, threads=1) -> Runner``: the runner for one artifact file;
 - ``runners_for(bundle, *, threads=1) -> list[Runner]``: one runner per artifact it can judge.
 
 The harness asks every module in :data:`RUNNER_MODULES`, then any module named in
@@ -18,17 +24,17 @@ import os
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from moleport.parity.bundle import Bundle
-from moleport.parity.runners.base import RUNTIMES, Runner, RunnerError, RunnerSkipped
+from moleport.runtimes.bundle import Bundle
+from moleport.runtimes.base import RUNTIMES, Runner, RunnerError, RunnerSkipped
 
 #: Built-in runner modules (the reference ``torch_ref`` is run separately by the harness).
 RUNNER_MODULES = (
-    "moleport.parity.runners.onnxruntime",
-    "moleport.parity.runners.litert",
-    "moleport.parity.runners.executorch",
-    "moleport.parity.runners.coreml",
-    "moleport.parity.runners.mediapipe",
-    "moleport.parity.runners.litertjs",  # owned by the web developer; optional
+    "moleport.runtimes.onnxruntime",
+    "moleport.runtimes.litert",
+    "moleport.runtimes.executorch",
+    "moleport.runtimes.coreml",
+    "moleport.runtimes.mediapipe",
+    "moleport.runtimes.litertjs",  # owned by the web developer; optional
 )
 PLUGIN_ENV = "MOLEPORT_PARITY_RUNNERS"
 

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from moleport.evaluate.ablation import AblationConfig, sample_batch, train_budgeted, val_subset
+from moleport.train.ablation import AblationConfig, sample_batch, train_budgeted, val_subset
 from moleport.spec import ModelSpec
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError, as_float_pixels
+from moleport.runtimes.base import Runner, RunnerError, as_float_pixels
 
 RUNTIME = "onnxruntime"
+FORMAT = "onnx"
 
 
 def available() -> bool:
@@ -65,5 +66,10 @@ def _layout(shape: list, declared: dict) -> str:
     return layout
 
 
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``onnx`` artifact file with its ModelSpec."""
+    return OnnxRuntimeRunner(artifact, spec, threads)
+
+
 def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
-    return [OnnxRuntimeRunner(f, bundle.spec, threads) for f in bundle.of_format("onnx")]
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.bundle import ArtifactFile
+from moleport.runtimes.bundle import ArtifactFile
 from moleport.spec import ModelSpec
 
 #: Runtimes a row may name (external runners add their own, e.g. "litertjs").

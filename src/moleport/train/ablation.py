@@ -32,6 +32,9 @@ from torch import nn
 from moleport.preprocess import melanoma_probability, normalize_batch
 from moleport.spec import SHADES_OF_GRAY as SOG_NAME
 from moleport.spec import ModelSpec
+from moleport.train.data import augment as dihedral
+from moleport.train.data import colour_jitter
+from moleport.train.loop import make_step_fn
 
 VARIANTS = MappingProxyType({
     "a_scratch": dict(weights=None, freeze_blocks=0, augment=False, color_constancy=None, lr=1e-3),
@@ -70,9 +73,6 @@ def batch_input(x_u8: np.ndarray, spec: ModelSpec, augment: bool) -> torch.Tenso
     x = torch.from_numpy(np.ascontiguousarray(x_u8))
     if not augment:
         return normalize_batch(x, spec)
-    from moleport.train.data import augment as dihedral
-    from moleport.train.data import colour_jitter
-
     return dihedral(normalize_batch(colour_jitter(x, 0.2), spec))
 
 
@@ -90,7 +90,7 @@ def train_budgeted(cfg: AblationConfig, x: np.ndarray, y: np.ndarray, spec: Mode
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.weights)
     opt = torch.optim.Adam(freeze_prefix(model, cfg.freeze_blocks), lr=cfg.lr)
-    loss_fn = nn.BCEWithLogitsLoss()
+    step_fn = make_step_fn(model, opt, torch.device("cpu"), compile_=False, precision="fp32")  # the loop's own step
     rng = np.random.default_rng(cfg.seed)
     log, t0, step = [], time.perf_counter(), 0
     cap = cfg.max_images if cfg.max_images is not None else float("inf")
@@ -98,10 +98,7 @@ def train_budgeted(cfg: AblationConfig, x: np.ndarray, y: np.ndarray, spec: Mode
         idx = np.sort(sample_batch(y, cfg.batch_size, rng))
         inp = batch_input(x[idx], spec, cfg.augment)
         set_train_mode(model, cfg.freeze_blocks)
-        loss = loss_fn(model(inp).reshape(-1), torch.from_numpy(y[idx].astype(np.float32)))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, _ = step_fn(inp, torch.from_numpy(y[idx].astype(np.float32)))
         step += 1
         if step % 10 == 0:
             log.append({"step": step, "images": step * cfg.batch_size, "loss": loss.item(),
@@ -184,7 +181,7 @@ def run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m moleport.evaluate.ablation", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m moleport.train.ablation", description=__doc__.splitlines()[0])
     ap.add_argument("variant", choices=sorted(VARIANTS))
     ap.add_argument("--manifest", required=True, help="lesion-grouped HAM split manifest .json")
     ap.add_argument("--external", required=True, help="external ImageFolder (evaluation only)")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from moleport.parity.runners.base import Runner, RunnerError
+from moleport.runtimes.base import Runner, RunnerError
 from moleport.preprocess import melanoma_probability, normalize_batch
 from moleport.spec import ModelSpec
 

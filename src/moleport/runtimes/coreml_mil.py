@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from moleport.parity.runners.coreml_ops import (CONSTEXPR_OPS, OPS, UnsupportedOpError,
+from moleport.runtimes.coreml_ops import (CONSTEXPR_OPS, OPS, UnsupportedOpError,
                                                   round_to, to_float32)
 
 IMPLEMENTATION = "numpy-mlprogram-reference"

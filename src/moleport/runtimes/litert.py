@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError, as_float_pixels
+from moleport.runtimes.base import Runner, RunnerError, as_float_pixels
 
 RUNTIME = "litert"
+FORMAT = "tflite"
 
 
 def available() -> bool:
@@ -83,5 +84,10 @@ class LiteRTRunner(Runner):
                 "ai_edge_litert": getattr(ai_edge_litert, "__version__", "unknown")}
 
 
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``tflite`` artifact file with its ModelSpec."""
+    return LiteRTRunner(artifact, spec, threads)
+
+
 def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
-    return [LiteRTRunner(f, bundle.spec, threads) for f in bundle.of_format("tflite")]
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT)]

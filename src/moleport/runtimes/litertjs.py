@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError, RunnerSkipped
+from moleport.runtimes.base import Runner, RunnerError, RunnerSkipped
 from moleport.paths import REPO_ROOT
 
 RUNTIME = "litertjs"
+FORMAT = "tflite"
 WEB_DIR = REPO_ROOT / "web_demo"
 SCRIPT = WEB_DIR / "scripts" / "run_batch.mjs"
 CHROMIUM = Path(os.environ.get("MOLEPORT_CHROMIUM", "/usr/bin/chromium"))
@@ -183,5 +184,10 @@ class LiteRTJSRunner(Runner):
             pass
 
 
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``tflite`` artifact file with its ModelSpec."""
+    return LiteRTJSRunner(artifact, spec, threads)
+
+
 def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
-    return [LiteRTJSRunner(f, bundle.spec, threads) for f in bundle.of_format("tflite")]
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT)]

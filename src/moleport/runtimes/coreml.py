@@ -1,7 +1,7 @@
 """Core ML artifacts: ``coremltools.models.MLModel.predict`` on macOS, else the numpy ML-Program interpreter.
 
 Core ML itself only runs on Apple platforms. On Linux the row is produced by
-:class:`moleport.parity.runners.coreml_mil.CoreMLReferenceRunner` (a reference interpreter of
+:class:`moleport.runtimes.coreml_mil.CoreMLReferenceRunner` (a reference interpreter of
 the ML-Program written independently of the exporter); ``implementation`` in the row says which.
 """
 from __future__ import annotations
@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError
+from moleport.runtimes.base import Runner, RunnerError
 
 RUNTIME = "coreml"
-MIL_MODULE = "moleport.parity.runners.coreml_mil"
+FORMAT = "coreml"
+MIL_MODULE = "moleport.runtimes.coreml_mil"
 
 
 def on_macos() -> bool:
@@ -70,7 +71,7 @@ class CoreMLReferenceInterpreterRunner(Runner):
     implementation = "numpy-mlprogram-reference"
 
     def _load(self) -> None:
-        from moleport.parity.runners.coreml_mil import CoreMLReferenceRunner
+        from moleport.runtimes.coreml_mil import CoreMLReferenceRunner
 
         self.reference = CoreMLReferenceRunner(self.artifact.path, blas_threads=self.threads)
 
@@ -84,6 +85,11 @@ class CoreMLReferenceInterpreterRunner(Runner):
                 "note": "Core ML framework unavailable off Apple platforms; ML-Program interpreted in numpy"}
 
 
-def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``coreml`` artifact with its ModelSpec: Core ML itself on macOS, else the interpreter."""
     cls = CoreMLRunner if on_macos() else CoreMLReferenceInterpreterRunner
-    return [cls(f, bundle.spec, threads) for f in bundle.of_format("coreml")]
+    return cls(artifact, spec, threads)
+
+
+def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT)]

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from moleport.parity.runners.base import Runner, RunnerError, RunnerSkipped
+from moleport.runtimes.base import Runner, RunnerError, RunnerSkipped
 
 RUNTIME = "mediapipe"
+FORMAT = "tflite"
 PRECISIONS = ("fp32", "int8")  # MediaPipe rows are judged by the gates of these tflite precisions
 
 
@@ -84,5 +85,10 @@ class MediaPipeRunner(Runner):
                 "score_threshold": 0.0, "image_format": "SRGB uint8 224x224"}
 
 
+def runner(artifact, spec, *, threads: int = 1) -> Runner:
+    """The runner for one ``tflite`` artifact file with its ModelSpec."""
+    return MediaPipeRunner(artifact, spec, threads)
+
+
 def runners_for(bundle, *, threads: int = 1) -> list[Runner]:
-    return [MediaPipeRunner(f, bundle.spec, threads) for f in bundle.of_format("tflite") if f.precision in PRECISIONS]
+    return [runner(f, bundle.spec, threads=threads) for f in bundle.of_format(FORMAT) if f.precision in PRECISIONS]
