@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from moleport.cli import main as moleport_main
-from moleport.runtimes.bundle import (BundleError, load_bundle, load_verified, manifest_digest, refresh_document,
-                                    sha256_file, size_bytes)
+from moleport.jsonio import sha256_file, size_bytes
+from moleport.runtimes.bundle import BundleError, load_bundle, load_verified, manifest_digest, refresh_document
 
 
 # --- fixtures ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Reading a JSON object from a file with one clear error naming the file (shared by every stage)."""
+"""Small file I/O shared by every stage: reading a JSON object with one clear error naming the file, the one
+atomic writer (text / JSON), and the one sha256 digest of a file or a folder (``.mlpackage``) with its size."""
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -70,3 +72,31 @@ def write_json_atomic(path: str | Path, data: Any, error: type[Exception] = OSEr
     except (TypeError, ValueError) as exc:
         raise error(f"{path}: cannot write the {what}: {exc}") from exc
     return write_text_atomic(path, text, error, what)
+
+
+def _file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """sha256 of a file's bytes; for a folder (Core ML ``.mlpackage``) the sha256 of its sorted
+    ``relative/path<TAB>sha256-of-file<LF>`` lines (the bundle format's definition), so it depends neither on
+    file-system order nor on timestamps. A path that is neither raises :class:`FileNotFoundError`."""
+    p = Path(path)
+    if p.is_file():
+        return _file_digest(p)
+    if not p.is_dir():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    files = sorted(q for q in p.rglob("*") if q.is_file())
+    lines = "".join(f"{q.relative_to(p).as_posix()}\t{_file_digest(q)}\n" for q in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def size_bytes(path: str | Path) -> int:
+    """Bytes of a file, or the sum over every file of a folder (what manifest.json records beside the sha256)."""
+    p = Path(path)
+    return p.stat().st_size if p.is_file() else sum(q.stat().st_size for q in p.rglob("*") if q.is_file())

@@ -7,8 +7,8 @@ import torch
 
 from moleport.export import bundle as bundle_mod
 from moleport.export.bundle import ExportError, export_bundle
-from moleport.export.card import sha256_path
 from moleport.export.cli import register
+from moleport.jsonio import sha256_file, size_bytes
 
 
 def _cli(argv):
@@ -27,9 +27,10 @@ def test_onnx_bundle_manifest_and_refusal(source, tmp_path):
     man = json.loads((res.out_dir / "manifest.json").read_text())
     (entry,) = man["files"]
     assert entry["path"] == "onnx/model_fp32.onnx" and entry["format"] == "onnx" and entry["precision"] == "fp32"
-    assert (entry["sha256"], entry["bytes"]) == sha256_path(res.out_dir / entry["path"])
+    onnx_file = res.out_dir / entry["path"]
+    assert (entry["sha256"], entry["bytes"]) == (sha256_file(onnx_file), size_bytes(onnx_file))
     assert entry["input"]["shape"] == [1, 224, 224, 3] and entry["input"]["layout"] == "NHWC"
-    assert man["source_checkpoint_sha256"] == bundle_mod.card.sha256_path(source["ckpt"])[0]
+    assert man["source_checkpoint_sha256"] == sha256_file(source["ckpt"])
     assert man["spec"]["export_input"]["range"] == [0.0, 255.0] and man["failures"] == []
     assert (res.out_dir / "labels.txt").read_text().split() == ["nevus", "melanoma"]
     onnx.checker.check_model(onnx.load(res.out_dir / entry["path"]), full_check=True)

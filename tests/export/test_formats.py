@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from moleport.export.card import sha256_path
 from moleport.export.wrapper import reference_probabilities
+from moleport.jsonio import sha256_file, size_bytes
 
 pytestmark = pytest.mark.heavy
 FP32_TOL = 1e-4
@@ -34,7 +34,8 @@ def test_every_variant_exported_and_hashed(bundle):
                    ("executorch", "int8")}
     on_disk = json.loads((bundle.out_dir / "manifest.json").read_text())
     for f in on_disk["files"]:
-        assert (f["sha256"], f["bytes"]) == sha256_path(bundle.out_dir / f["path"])
+        artifact = bundle.out_dir / f["path"]
+        assert (f["sha256"], f["bytes"]) == (sha256_file(artifact), size_bytes(artifact))
         assert f["converter"] and f["seconds"] > 0 and f["input"] and f["output"]
         assert f["precision_map"]["preprocess"] == "fp32" and f["precision_map"]["head"] == "fp32"
     assert on_disk["split_manifest_sha256"] and on_disk["tools"]["onnx2tf"] == "1.29.24"

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from moleport.models import build_model
-from moleport.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sha256_file
+from moleport.jsonio import sha256_file
+from moleport.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from moleport.spec import ModelSpec
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moleport.runtimes.bundle import ArtifactFile, sha256_file
+from moleport.jsonio import sha256_file
+from moleport.runtimes.bundle import ArtifactFile
 from moleport.runtimes import RunnerError, RunnerSkipped
 from moleport.runtimes.litert import LiteRTRunner, dequantize, quantize
 from moleport.spec import ModelSpec

@@ -22,6 +22,7 @@ import moleport
 from moleport.export import card
 from moleport.export.formats import FORMATS, ExportJob, Format
 from moleport.export.wrapper import with_contract
+from moleport.jsonio import sha256_file, size_bytes
 from moleport.spec import ModelSpec
 
 #: Every format and the precisions it is exported in (the order is the bundle order), from the one table.
@@ -119,7 +120,7 @@ def _publish_file(fmt: Format, precision: str, produced: Path, stage: Path, spec
     target = stage / fmt.name / produced.name
     target.parent.mkdir(exist_ok=True)
     os.replace(produced, target)
-    digest, size = card.sha256_path(target)
+    digest, size = sha256_file(target), size_bytes(target)
     inp, out = fmt.describe_io(target, spec)
     return {"path": target.relative_to(stage).as_posix(), "format": fmt.name, "precision": precision,
             "sha256": digest, "bytes": size, "input": inp, "output": out, "precision_map": fmt.precision_map(precision),
@@ -178,7 +179,7 @@ def _write_documents(stage: Path, name: str, spec: ModelSpec, meta: dict[str, An
 
 def _document(stage: Path, path: Path) -> dict[str, Any]:
     """``{path (relative to the bundle), sha256, bytes}`` of one file, as manifest.json lists it."""
-    digest, size = card.sha256_path(path)
+    digest, size = sha256_file(path), size_bytes(path)
     return {"path": path.relative_to(stage).as_posix(), "sha256": digest, "bytes": size}
 
 
@@ -197,7 +198,7 @@ def _int8_program_record(program: str | Path | None) -> dict[str, Any] | None:
     p = Path(program)
     if not p.is_file():
         raise ExportError(f"{p}: int8 backbone program not found (moleport.train.qat writes it)")
-    digest, _ = card.sha256_path(p)
+    digest = sha256_file(p)
     report = p.with_name("qat.json")
     return {"path": str(p.resolve()), "sha256": digest, "report": str(report.resolve()) if report.is_file() else None}
 
@@ -230,8 +231,6 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
     (``moleport.train.qat``); without it the int8 variants are post-training quantized on those images. Bad input raises :class:`ExportError` before anything
     is written; converter failures are recorded per variant in the result and manifest.json.
     """
-    from moleport.models.checkpoint import sha256_file
-
     fmts = parse_formats(formats)
     loaded = load_source(ckpt_path)
     name = name or loaded.spec.architecture

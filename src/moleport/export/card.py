@@ -1,35 +1,14 @@
-"""Bundle documents: deterministic hashing of artifacts, tool versions and the model card."""
+"""Bundle documents: tool versions and the model card (artifact digests: :func:`moleport.jsonio.sha256_file`)."""
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import metadata as importlib_metadata
-from pathlib import Path
 from typing import Any
 
 from moleport.spec import ModelSpec
 
 TOOLS = ("moleport", "torch", "onnx", "onnxscript", "onnx2tf", "tensorflow", "ai-edge-litert", "mediapipe",
          "coremltools", "executorch", "torchao", "litert-torch")
-
-
-def sha256_path(path: Path) -> tuple[str, int]:
-    """(sha256, bytes) of a file, or of a directory (e.g. ``.mlpackage``): the hash of its sorted
-    ``relative/path\\t<sha256 of file>\\n`` lines, so it does not depend on file-system order or timestamps."""
-    def file_hash(p: Path) -> str:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-
-    if path.is_file():
-        return file_hash(path), path.stat().st_size
-    if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such artifact")
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    lines = "".join(f"{p.relative_to(path).as_posix()}\t{file_hash(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest(), sum(p.stat().st_size for p in files)
 
 
 def tool_versions() -> dict[str, str | None]:

@@ -7,7 +7,6 @@ reads it. Writes are atomic (temporary file in the same folder, then ``os.replac
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import tempfile
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from moleport.jsonio import sha256_file  # noqa: F401  (re-exported: train/qat.py imports it from here)
 from moleport.models.registry import CHECKPOINT_FORMAT, ModelError, build_model
 from moleport.spec import ModelSpec, SpecError
 
@@ -35,14 +35,6 @@ class Loaded:
     spec: ModelSpec
     meta: dict[str, Any] = field(default_factory=dict)  # everything but state_dict/spec/optimizer
     optimizer: dict[str, Any] | None = None
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -20,8 +20,9 @@ import numpy as np
 
 from moleport.data.arrays import DEFAULT_CACHE, SplitArrays, load_split
 from moleport.data.manifest import ManifestError, load_manifest
+from moleport.jsonio import sha256_file
 from moleport.runtimes.bundle import (PARITY_SEAL_KEY, ArtifactFile, Bundle, BundleError, load_bundle, manifest_digest,
-                                    sha256_file, verify_documents, verify_file, with_overrides)
+                                    verify_documents, verify_file, with_overrides)
 from moleport.parity.compare import compare, summary
 from moleport.parity.gates import Gates, flip_split, judge
 from moleport.parity.report import Predictions, load_predictions, save_predictions, write_reports

@@ -6,12 +6,11 @@ sha256 and size, and resolves the source checkpoint and split manifest paths.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moleport.jsonio import read_json_object
+from moleport.jsonio import read_json_object, sha256_file, size_bytes
 from moleport.paths import REPO_ROOT
 from moleport.spec import ModelSpec, SpecError
 
@@ -57,30 +56,6 @@ class Bundle:
 
     def of_format(self, fmt: str) -> list[ArtifactFile]:
         return [f for f in self.files if f.format == fmt]
-
-
-def _file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 of a file; for a folder (Core ML ``.mlpackage``) the sha256 of its sorted
-    ``relative/path<TAB>sha256-of-file<LF>`` lines (the bundle format's definition)."""
-    p = Path(path)
-    if p.is_file():
-        return _file_sha256(p)
-    files = sorted(q for q in p.rglob("*") if q.is_file())
-    lines = "".join(f"{q.relative_to(p).as_posix()}\t{_file_sha256(q)}\n" for q in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def size_bytes(path: str | Path) -> int:
-    p = Path(path)
-    return p.stat().st_size if p.is_file() else sum(q.stat().st_size for q in p.rglob("*") if q.is_file())
 
 
 def _resolve(value: str | None, root: Path) -> Path | None:
@@ -169,7 +144,7 @@ PARITY_SEAL_KEY = "manifest_sha256"  # parity.json's record of the manifest.json
 
 def manifest_digest(bundle_dir: str | Path) -> str:
     """sha256 of the bundle's manifest.json bytes (what parity.json records as ``manifest_sha256``)."""
-    return _file_sha256(Path(bundle_dir) / "manifest.json")
+    return sha256_file(Path(bundle_dir) / "manifest.json")
 
 
 def _check_one(path: Path, rel: str, sha: str, size: Any, where: str) -> None:
@@ -178,7 +153,7 @@ def _check_one(path: Path, rel: str, sha: str, size: Any, where: str) -> None:
     got = path.stat().st_size
     if size is not None and got != int(size):
         raise BundleError(f"{rel}: size {got} bytes differs from {where} ({size} bytes): file changed after export")
-    digest = _file_sha256(path)
+    digest = sha256_file(path)
     if digest != sha:
         raise BundleError(f"{rel}: sha256 mismatch: {where} says {str(sha)[:16]}…, file has {digest[:16]}… "
                           f"(file changed after export)")
@@ -270,7 +245,7 @@ def document_entry(bundle_dir: str | Path, rel_path: str) -> dict[str, Any]:
     p = Path(bundle_dir) / rel_path
     if not p.is_file():
         raise BundleError(f"{p}: not found")
-    return {"path": Path(rel_path).as_posix(), "sha256": _file_sha256(p), "bytes": p.stat().st_size}
+    return {"path": Path(rel_path).as_posix(), "sha256": sha256_file(p), "bytes": p.stat().st_size}
 
 
 def refresh_document(bundle_dir: str | Path, rel_path: str) -> dict[str, Any]:

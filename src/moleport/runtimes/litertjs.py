@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from moleport.jsonio import sha256_file
 from moleport.runtimes.base import Runner, RunnerError, RunnerSkipped
 from moleport.paths import REPO_ROOT
 
@@ -102,9 +103,7 @@ class LiteRTJSRunner(Runner):
         entry = {"path": name, "precision": self.artifact.precision, "bytes": self.artifact.path.stat().st_size,
                  "sha256": self.artifact.sha256, "input": self.artifact.input or None,
                  "output": self.artifact.output or None}
-        import hashlib
-
-        spec_sha = hashlib.sha256((d / "spec.json").read_bytes()).hexdigest()  # the page checks what it loads
+        spec_sha = sha256_file(d / "spec.json")  # the page checks what it loads
         (d / "models.json").write_text(json.dumps({"bundle": "parity", "default": self.artifact.precision,
                                                    "models": [entry], "spec_sha256": spec_sha}) + "\n",
                                        encoding="utf-8")
