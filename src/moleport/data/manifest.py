@@ -19,9 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from moleport.jsonio import read_json_object, write_json_atomic
+from moleport.spec import LABELS
 
 SPLITS = ("train", "val", "test")
-LABELS = ("melanoma", "nevus")
+#: The class names an item's ``label`` may carry (class folders, metadata.csv diagnoses mapped to them), in the
+#: order the manifest's ``counts`` list them: the model's :data:`moleport.spec.LABELS` (its output order,
+#: ``("nevus", "melanoma")``), alphabetical.
+CLASSES: tuple[str, ...] = tuple(sorted(LABELS))
 
 
 class ManifestError(ValueError):
@@ -57,7 +61,7 @@ class Manifest:
         return [it for it in self.items if it.split == name]
 
     def counts(self) -> dict[str, dict[str, int]]:
-        out = {s: {lab: 0 for lab in LABELS} for s in SPLITS}
+        out = {s: {lab: 0 for lab in CLASSES} for s in SPLITS}
         for it in self.items:
             out[it.split][it.label] += 1
         return out
@@ -88,8 +92,8 @@ def _item(d: dict[str, Any], where: str) -> Item:
     missing = [k for k in ("file", "sha256", "label", "split") if k not in d]
     if missing:
         raise ManifestError(f"{where}: missing field(s) {missing}")
-    if d["label"] not in LABELS:
-        raise ManifestError(f"{where}: label {d['label']!r} is not one of {LABELS}")
+    if d["label"] not in CLASSES:
+        raise ManifestError(f"{where}: label {d['label']!r} is not one of {CLASSES}")
     if d["split"] not in SPLITS:
         raise ManifestError(f"{where}: split {d['split']!r} is not one of {SPLITS}")
     return Item(file=str(d["file"]), sha256=str(d["sha256"]), label=d["label"], split=d["split"],

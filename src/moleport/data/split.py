@@ -36,7 +36,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from moleport.data.manifest import SPLITS, Item, Manifest
+from moleport.data.manifest import CLASSES, SPLITS, Item, Manifest
 from moleport.data.sources import Problem, Record, valid_utf8, printable
 from moleport.jsonio import write_json_atomic
 from moleport.preprocess import ImageError, decode_rgb
@@ -171,7 +171,7 @@ def lesion_subset(records: Sequence[Record], n: int | None, seed: int = 0) -> li
         return list(records)
     rng = np.random.default_rng(seed)
     out: list[Record] = []
-    for label in ("melanoma", "nevus"):
+    for label in CLASSES:
         mine = [r for r in records if r.label == label]
         lesions: dict[str, list[Record]] = {}
         for r in mine:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
+from moleport.data.manifest import CLASSES
 from moleport.evaluate.errors import EvaluationError
 from moleport.preprocess import ImageError, load_image
 
-CLASS_NAMES = ("melanoma", "nevus")
+CLASS_NAMES = CLASSES  # the labels a split manifest item may carry
 
 
 @dataclass(frozen=True)

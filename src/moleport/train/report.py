@@ -14,10 +14,11 @@ import torch
 from moleport import metrics as M
 from moleport.models.checkpoint import save_checkpoint
 from moleport.preprocess import melanoma_probability
-from moleport.spec import ModelSpec
+from moleport.spec import LABELS, ModelSpec
 from moleport.train.plots import plot_confusion, plot_curves, plot_roc
 
-LABEL_NAMES = {"1": "melanoma", "0": "nevus"}
+#: metrics.json ``labels``: class index (the model's output order, :data:`moleport.spec.LABELS`) -> name.
+LABEL_NAMES = {"1": LABELS[1], "0": LABELS[0]}
 
 
 def write_json(path: Path, data: Any) -> Path:
