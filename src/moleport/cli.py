@@ -18,6 +18,7 @@ STAGES = (
     ("parity", "moleport.parity.cli"),
     ("predict", "moleport.predict"),
     ("evaluate", "moleport.evaluate.cli"),
+    ("calibrate", "moleport.calibrate.cli"),
     ("audit", "moleport.evaluate.audit_cli"),
     ("golden", "moleport.apps.golden"),
     ("bench", "moleport.bench"),

@@ -9,6 +9,7 @@ import torch
 
 from moleport.runtimes.base import Runner, RunnerError
 from moleport.preprocess import melanoma_probability, normalize_batch
+from moleport.procstate import torch_threads
 from moleport.spec import ModelSpec
 
 RUNTIME = "torch"
@@ -46,21 +47,17 @@ class TorchReferenceRunner(Runner):
 
     @torch.no_grad()
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        old = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            out = []
+        out = []
+        with torch_threads(self.threads):
             for i in range(0, len(x), self.batch_size):
                 logits = self.model(normalize_batch(np.array(x[i:i + self.batch_size]), self.spec))
                 out.append(melanoma_probability(logits.double().reshape(-1), self.spec).numpy())
-        finally:
-            torch.set_num_threads(old)
         return np.concatenate(out) if out else np.zeros(0)
 
 
 def _contract(spec: ModelSpec) -> dict[str, Any]:
-    """The fields that change what a model computes from pixels."""
-    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "threshold", "color_constancy",
-            "temperature")
+    """The fields that change what a model computes from pixels (not ``threshold``: a decision rule applied to
+    P(melanoma) by consumers, which a site calibration moves without touching the checkpoint or the artifacts)."""
+    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "color_constancy", "temperature")
     d = spec.to_dict()
     return {k: d[k] for k in keys}
