@@ -11,7 +11,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "moleport"
 STAGES = ("data", "models", "train", "export", "runtimes", "parity", "evaluate", "calibrate", "apps")
-SHARED = ("spec", "preprocess", "metrics", "jsonio", "paths", "argtypes", "quiet", "calibration")
+SHARED = ("spec", "preprocess", "metrics", "jsonio", "paths", "argtypes", "quiet", "calibration", "procstate")
 
 #: package (or module) -> moleport packages it must never import
 FORBIDDEN = {

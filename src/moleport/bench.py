@@ -102,18 +102,12 @@ def artifact_latencies(bundle_dir, runs: int = 20) -> dict[str, dict[str, Any]]:
 
 def _bench_train_threads(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Training rows, fp32 and bf16 side by side, with ``--threads`` set only for the measurement."""
-    import torch
-
+    from moleport.procstate import torch_threads
     from moleport.train.bench import bench_train
 
-    before = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    with torch_threads(args.threads):
         return bench_train(args.archs, batch_sizes=tuple(args.batch_sizes), steps=args.steps,
                            precisions=args.precisions)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _latest_checkpoint() -> Path | None:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from moleport.procstate import attributes
 from moleport.spec import SHADES_OF_GRAY, ModelSpec
 
 #: Largest image accepted (pixels). Anything above is treated as a decompression bomb.
@@ -59,11 +60,9 @@ def _open_checked(path: Path) -> Image.Image:
         raise ImageError(path, "file not found")
     if path.stat().st_size == 0:
         raise ImageError(path, "empty file (0 bytes)")
-    old_max = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        with warnings.catch_warnings():
+        with (attributes(Image, MAX_IMAGE_PIXELS=MAX_PIXELS), attributes(ImageFile, LOAD_TRUNCATED_IMAGES=False),
+              warnings.catch_warnings()):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
             img.load()
@@ -73,8 +72,6 @@ def _open_checked(path: Path) -> Image.Image:
         raise ImageError(path, "not an image (unrecognised format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(path, f"corrupt or truncated image ({exc})") from exc
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_max
     if img.width * img.height > MAX_PIXELS:
         raise ImageError(path, f"decompression bomb refused ({img.width}x{img.height} pixels)")
     return img

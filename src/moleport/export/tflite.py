@@ -52,16 +52,6 @@ class TfliteInfo:
                         "float 0-255 (normalised inside). Output: [P(nevus), P(melanoma)].")
 
 
-@contextlib.contextmanager
-def _working_directory(path: Path):
-    old = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(old)
-
-
 def _calibration_array(calib, spec: ModelSpec) -> np.ndarray:
     s = spec.input_size
     x = np.asarray(calib)
@@ -78,7 +68,7 @@ def _run_onnx2tf(onnx_path: Path, work: Path, sample: np.ndarray) -> Path:
 
     np.save(work / ONNX2TF_SAMPLE, sample[:20])
     out = work / "tf"
-    with _working_directory(work):
+    with contextlib.chdir(work):
         try:
             onnx2tf.convert(input_onnx_file_path=str(onnx_path), output_folder_path=str(out),
                             not_use_onnxsim=True, keep_shape_absolutely_input_names=[INPUT_NAME],

@@ -28,6 +28,7 @@ class ExecuTorchRunner(Runner):
 
         probe_in_child(self.artifact.path, RUNTIME)  # a corrupt program aborts the process: try it in a child first
         runtime = Runtime.get()
+        self.pool_before = _threadpool_size()  # process-wide: close() puts it back
         self.pool_threads = _set_threadpool(self.threads)
         self.backends = list(runtime.backend_registry.registered_backend_names)
         program = runtime.load_program(self.artifact.path)
@@ -53,21 +54,41 @@ class ExecuTorchRunner(Runner):
             out.append(np.asarray(result[0].detach().numpy(), dtype=np.float64).reshape(1, -1))
         return self.melanoma_column(np.concatenate(out, axis=0))
 
+    def close(self) -> None:
+        """Give the process-wide threadpool back the size it had before :meth:`_load` (when it could be read)."""
+        before = getattr(self, "pool_before", None)
+        if before and before != getattr(self, "pool_threads", None):
+            _set_threadpool(before)
+        self.pool_before = None
+
     def info(self) -> dict[str, Any]:
         return {"threads": self.threads, "threadpool_threads": getattr(self, "pool_threads", None),
                 "registered_backends": getattr(self, "backends", None),
                 "input_shape": list(getattr(self, "input_shape", ()))}
 
 
-def _set_threadpool(threads: int) -> int | None:
-    """Size ExecuTorch's (process-wide) CPU threadpool used by XNNPACK; returns the size it reports."""
+def _pybindings():
     try:
         from executorch.extension.pybindings import _C
     except ImportError:
         return None
+    return _C
+
+
+def _threadpool_size() -> int | None:
+    """The size ExecuTorch's (process-wide) CPU threadpool reports, or None where it cannot be read."""
+    _C = _pybindings()
+    return int(_C._threadpool_get_thread_count()) if hasattr(_C, "_threadpool_get_thread_count") else None
+
+
+def _set_threadpool(threads: int) -> int | None:
+    """Size ExecuTorch's (process-wide) CPU threadpool used by XNNPACK; returns the size it reports."""
+    _C = _pybindings()
+    if _C is None:
+        return None
     if hasattr(_C, "_unsafe_reset_threadpool"):
         _C._unsafe_reset_threadpool(int(threads))
-    return int(_C._threadpool_get_thread_count()) if hasattr(_C, "_threadpool_get_thread_count") else None
+    return _threadpool_size()
 
 
 def runner(artifact, spec, *, threads: int = 1) -> Runner:

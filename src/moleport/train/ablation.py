@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from moleport.preprocess import melanoma_probability, normalize_batch
+from moleport.procstate import torch_threads
 from moleport.spec import SHADES_OF_GRAY as SOG_NAME
 from moleport.spec import ModelSpec
 from moleport.train.data import augment as dihedral
@@ -146,14 +147,20 @@ def load_sets(manifest_path: Path, external: Path, cfg: AblationConfig, cache: P
 
 def run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_dir: Path,
                 cache: Path, n_boot: int = 1000) -> dict:
-    """Train one variant, pick the threshold on val, evaluate test + external; write ``out_dir``."""
+    """Train one variant, pick the threshold on val, evaluate test + external; write ``out_dir``.
+    Runs on 2 torch threads; the caller's thread count comes back afterwards."""
+    with torch_threads(2):
+        return _run_variant(cfg, manifest_path, external, out_dir, cache, n_boot)
+
+
+def _run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_dir: Path,
+                 cache: Path, n_boot: int) -> dict:
     from moleport.data.manifest import load_manifest
     from moleport.evaluate.evaluation import write_evaluation, write_json
     from moleport.evaluate.operating_point import choose_operating_point
     from moleport.evaluate.predictors import Predictor
     from moleport.models.checkpoint import save_checkpoint
 
-    torch.set_num_threads(2)
     t0 = time.perf_counter()
     sets = load_sets(manifest_path, external, cfg, cache)
     spec = ModelSpec(cfg.arch, color_constancy=cfg.color_constancy)
