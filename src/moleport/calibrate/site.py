@@ -36,8 +36,8 @@ from moleport.calibration import apply_temperature, fit_temperature, reliability
 from moleport.evaluate.bootstrap import group_ids
 from moleport.evaluate.dataset import EvalItem, labels_of, open_eval_items
 from moleport.evaluate.errors import EvaluationError
-from moleport.jsonio import read_json_object
-from moleport.runtimes.bundle import Bundle, BundleError, load_bundle, sha256_file, verify
+from moleport.jsonio import read_json_object, sha256_file
+from moleport.runtimes.bundle import Bundle, BundleError, load_bundle, verify
 
 #: One-sided error level of the melanoma-count rule (a 95 % lower confidence bound).
 ALPHA = 0.05
