@@ -8,6 +8,11 @@ CKPT     ?=
 DATA     ?=
 EXPORT_ARGS ?=
 SHARED   ?= ../shared
+# SHARED=DIR on the command line (or in the environment) also points the code's own look-ups (ImageNet weights,
+# shared-data tests) there
+ifneq ($(origin SHARED),file)
+export MOLEPORT_SHARED := $(abspath $(SHARED))
+endif
 HAM      = $(SHARED)/data/ham10000-mel-nv
 EXTERNAL = $(SHARED)/data/isic-external-dev
 # make ship's split manifest of HAM10000 (the pipeline writes artifacts/splits/<name>.json)
