@@ -26,6 +26,7 @@ from moleport.runtimes.bundle import (PARITY_SEAL_KEY, ArtifactFile, Bundle, Bun
 from moleport.parity.compare import compare, summary
 from moleport.parity.gates import Gates, flip_split, judge
 from moleport.parity.report import Predictions, load_predictions, save_predictions, write_reports
+from moleport.parity.rows import UNSET, Row
 from moleport.runtimes import Runner, RunnerError, RunnerSkipped, discover
 from moleport.runtimes.torch_ref import TorchReferenceRunner
 from moleport.parity.ship import decide
@@ -59,26 +60,27 @@ def _split_data(bundle: Bundle, split: str, limit: int | None, cache_dir) -> tup
     return path, manifest, data, problems
 
 
-def _reference(bundle: Bundle, data: SplitArrays, threads: int, latency_runs: int) -> tuple[dict, np.ndarray | None]:
+def _reference(bundle: Bundle, data: SplitArrays, threads: int, latency_runs: int) -> tuple[Row, np.ndarray | None]:
     """The reference row and its probabilities (None when the reference itself fails)."""
     ckpt = bundle.checkpoint
-    row: dict[str, Any] = {"artifact": ckpt.name if ckpt else "(no checkpoint)", "format": "pytorch",
-                           "precision": "fp32", "runtime": "torch", "implementation": TorchReferenceRunner.implementation,
-                           "is_reference": True, "checkpoint": str(ckpt) if ckpt else None}
+    row = Row(artifact=ckpt.name if ckpt else "(no checkpoint)", format="pytorch", precision="fp32", runtime="torch",
+              implementation=TorchReferenceRunner.implementation, is_reference=True,
+              checkpoint=str(ckpt) if ckpt else None)
     if ckpt is None:
-        return {**row, "status": "error", "error": "manifest.json names no source 'checkpoint'; pass the "
-                                                   "checkpoint explicitly (run_parity(checkpoint=...) / --ckpt)"}, None
+        return row.replace(error="manifest.json names no source 'checkpoint'; pass the checkpoint explicitly "
+                                 "(run_parity(checkpoint=...) / --ckpt)"), None
     runner = TorchReferenceRunner(ckpt, bundle.spec, threads)
     try:
         p = runner.predict(data.x)
-        row["latency_ms"] = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
+        latency = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
     except (RunnerError, ValueError) as exc:
-        return {**row, "status": "error", "error": f"reference failed: {exc}"}, None
-    row.update(status="ok", error=None, info=runner.info(), bytes=ckpt.stat().st_size, sha256=sha256_file(ckpt))
+        return row.replace(error=f"reference failed: {exc}"), None
+    row = row.replace(latency_ms=latency, status="ok", info=runner.info(), bytes=ckpt.stat().st_size,
+                      sha256=sha256_file(ckpt))
     recorded = bundle.checkpoint_sha256
-    if recorded and recorded != row["sha256"]:
-        row.update(status="error", error=f"checkpoint {ckpt} (sha256 {row['sha256'][:16]}…) is not the one the "
-                                          f"bundle was exported from ({str(recorded)[:16]}…)")
+    if recorded and recorded != row.sha256:
+        row = row.replace(status="error", error=f"checkpoint {ckpt} (sha256 {row.sha256[:16]}…) is not the one the "
+                                                f"bundle was exported from ({str(recorded)[:16]}…)")
     return row, p
 
 
@@ -94,28 +96,26 @@ def _verified(files: tuple[ArtifactFile, ...]) -> dict[str, str | None]:
     return out
 
 
-def _base_row(runner: Runner) -> dict[str, Any]:
+def _runner_row(runner: Runner, **facts: Any) -> Row:
+    """A row for ``runner``'s artifact (the precision is the runner's: MediaPipe's is the .tflite it loads)."""
     art = runner.artifact
-    return {"artifact": art.rel, "format": art.format, "precision": runner.precision, "runtime": runner.runtime,
-            "implementation": runner.implementation, "is_reference": False, "bytes": art.bytes,
-            "sha256": art.sha256}
+    return Row(artifact=art.rel, format=art.format, precision=runner.precision, runtime=runner.runtime,
+               implementation=runner.implementation, bytes=art.bytes, sha256=art.sha256, **facts)
 
 
-def _run_one(runner: Runner, data: SplitArrays, latency_runs: int) -> tuple[dict[str, Any], np.ndarray | None]:
-    row = _base_row(runner)
+def _run_one(runner: Runner, data: SplitArrays, latency_runs: int) -> tuple[Row, np.ndarray | None]:
+    latency = UNSET
     try:
         p = runner.predict(data.x)
-        row["latency_ms"] = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
-        row["info"] = runner.info()
+        latency = runner.latency_ms(data.x[0], runs=latency_runs) if latency_runs else None
+        info = runner.info()
     except RunnerSkipped:
         raise
     except (RunnerError, ValueError) as exc:
-        row.update(status="error", error=str(exc), info=_safe_info(runner))
-        return row, None
+        return _runner_row(runner, latency_ms=latency, error=str(exc), info=_safe_info(runner)), None
     finally:
         _close(runner)
-    row.update(status="ok", error=None)
-    return row, p
+    return _runner_row(runner, latency_ms=latency, info=info, status="ok"), p
 
 
 def _safe_info(runner: Runner) -> dict[str, Any]:
@@ -131,28 +131,29 @@ def _close(runner: Runner) -> None:
         close()
 
 
-def finish_row(row: dict[str, Any], p: np.ndarray | None, y: np.ndarray, files, p_ref: np.ndarray,
+def finish_row(row: Row | Mapping[str, Any], p: np.ndarray | None, y: np.ndarray, files, p_ref: np.ndarray,
                ref_summary: dict[str, Any], gates: Gates, threshold: float) -> dict[str, Any]:
-    """Add the comparison to a row, then judge it with the gates of its precision."""
-    if row.get("status") == "ok" and p is not None:
-        row.update(compare(y, p_ref, p, files, threshold, ref_summary))
-    row["n"] = int(len(y))
-    row["gate"] = gates.describe(row["precision"], len(y))
-    row["violations"] = judge(row, gates, threshold)
-    reduced = gates.reduced(row["precision"])
-    if reduced is not None and row.get("status") == "ok" and "flipped" in row:
-        inside, outside = flip_split(row, threshold, reduced.band)
-        row["band"] = {"band": reduced.band, "inside": inside, "outside": outside, "budget": reduced.band_budget(len(y))}
-    row["passed"] = not row["violations"]
-    return row
+    """Add the comparison to a row, judge it with the gates of its precision; return it as parity.json lists it."""
+    row = row if isinstance(row, Row) else Row.from_dict(row)
+    if row.ok and p is not None:
+        row = row.replace(results={**row.results, **compare(y, p_ref, p, files, threshold, ref_summary)})
+    row = row.replace(n=int(len(y)), gate=gates.describe(row.precision, len(y)))
+    violations = judge(row.to_dict(), gates, threshold)
+    reduced = gates.reduced(row.precision)
+    if reduced is not None and row.ok and "flipped" in row.results:
+        inside, outside = flip_split(row.results, threshold, reduced.band)
+        row = row.replace(band={"band": reduced.band, "inside": inside, "outside": outside,
+                                "budget": reduced.band_budget(len(y))})
+    return row.replace(violations=tuple(violations), passed=not violations).to_dict()
 
 
 def _environment() -> dict[str, Any]:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "machine": platform.machine()}
 
 
-def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, gates: Gates, ref_row: dict,
+def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, gates: Gates, reference: Row,
              rows: list[dict], problems: list[str], notes: list[str], n: int) -> dict[str, Any]:
+    ref_row = reference.to_dict()
     payload = {
         "passed": False, "violations": [], "problems": list(problems), "bundle": str(bundle.root),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -227,21 +228,21 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
     rows: list[dict[str, Any]] = []
     predictions: dict[str, np.ndarray] = {}
     if p_ref is None:
-        ref_row.update(n=len(data.y), gate="reference", violations=[ref_row["error"]], passed=False)
+        ref_row = ref_row.replace(n=len(data.y), gate="reference", violations=(ref_row.error,), passed=False)
         payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems,
                            notes + ["no artifact was judged: the reference did not run"], len(data.y))
         payload["partial"] = partial
         write_reports(bundle.root, payload, None, stem=stem)
         return payload
     ref_summary = summary(data.y, p_ref, threshold)
-    ref_row.update(metrics=ref_summary["metrics"], evaluation=ref_summary["evaluation"],
-                   confusion_matrix=ref_summary["evaluation"]["confusion_matrix"])
-    ref_row.update(n=len(data.y), gate="reference", violations=[ref_row["error"]] if ref_row["error"] else [],
-                   passed=ref_row["status"] == "ok")
+    ref_row = ref_row.replace(results={"metrics": ref_summary["metrics"], "evaluation": ref_summary["evaluation"],
+                                       "confusion_matrix": ref_summary["evaluation"]["confusion_matrix"]},
+                              n=len(data.y), gate="reference", violations=(ref_row.error,) if ref_row.error else (),
+                              passed=ref_row.ok)
     bad = _verified(bundle.files)
     for runner in found.runners:
         if runner.artifact is not None and bad.get(runner.artifact.rel):
-            row, p = {**_base_row(runner), "status": "error", "error": bad[runner.artifact.rel]}, None
+            row, p = _runner_row(runner, error=bad[runner.artifact.rel]), None
         else:
             try:
                 row, p = _run_one(runner, data, latency_runs)
@@ -250,7 +251,7 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
                 continue
         rows.append(finish_row(row, p, data.y, data.files, p_ref, ref_summary, gates, threshold))
         if p is not None:
-            predictions[row_key(row)] = p
+            predictions[row.key] = p
     payload = _payload(bundle, split, split_path, manifest.sha256, gates, ref_row, rows, problems, notes, len(data.y))
     payload["partial"] = partial
     if partial:
@@ -263,7 +264,10 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
     return payload
 
 
-def row_key(row: dict[str, Any]) -> str:
+def row_key(row: Row | Mapping[str, Any]) -> str:
+    """``artifact@runtime/implementation`` of a row, or of a row read from parity.json."""
+    if isinstance(row, Row):
+        return row.key
     return f"{row['artifact']}@{row['runtime']}/{row['implementation']}"
 
 
@@ -298,22 +302,22 @@ def _external_p(result: ExternalResult, files: tuple[str, ...]) -> np.ndarray:
     return p
 
 
-def _external_row(bundle: Bundle, result: ExternalResult, files: tuple[str, ...]) -> tuple[dict, np.ndarray | None]:
+def _external_row(bundle: Bundle, result: ExternalResult, files: tuple[str, ...]) -> tuple[Row, np.ndarray | None]:
     art = next((f for f in bundle.files if f.rel == result.artifact), None)
     if art is None:
         raise ParityError(f"external row names {result.artifact!r}, which manifest.json does not list")
-    row = {"artifact": art.rel, "format": art.format, "precision": art.precision, "runtime": result.runtime,
-           "implementation": result.implementation, "is_reference": False, "bytes": art.bytes,
-           "sha256": art.sha256, "latency_ms": result.latency_ms, "info": dict(result.info), "external": True}
+    row = Row(artifact=art.rel, format=art.format, precision=art.precision, runtime=result.runtime,
+              implementation=result.implementation, bytes=art.bytes, sha256=art.sha256,
+              latency_ms=result.latency_ms, info=dict(result.info), external=True)
     if result.error or result.p_melanoma is None:
-        return {**row, "status": "error", "error": result.error or "no predictions"}, None
+        return row.replace(error=result.error or "no predictions"), None
     try:
         p = _external_p(result, files)
     except ValueError as exc:
-        return {**row, "status": "error", "error": str(exc)}, None
+        return row.replace(error=str(exc)), None
     if not np.all(np.isfinite(p)):
-        return {**row, "status": "error", "error": f"{result.runtime}: non-finite probabilities"}, None
-    return {**row, "status": "ok", "error": None}, p
+        return row.replace(error=f"{result.runtime}: non-finite probabilities"), None
+    return row.replace(status="ok"), p
 
 
 def add_external_rows(bundle_dir: str | Path, results: Sequence[ExternalResult],
@@ -334,9 +338,9 @@ def add_external_rows(bundle_dir: str | Path, results: Sequence[ExternalResult],
     rows = {row_key(r): r for r in payload["rows"]}
     for result in results:
         row, p = _external_row(bundle, result, preds.files)
-        rows[row_key(row)] = finish_row(row, p, preds.y, preds.files, preds.reference, ref_summary, gates, threshold)
+        rows[row.key] = finish_row(row, p, preds.y, preds.files, preds.reference, ref_summary, gates, threshold)
         if p is not None:
-            preds.rows[row_key(row)] = p
+            preds.rows[row.key] = p
     payload["rows"], payload["gates"] = list(rows.values()), gates.to_dict()
     tally(payload)
     payload["ship"] = decide(bundle.files, payload["artifacts"])
