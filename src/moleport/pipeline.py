@@ -15,28 +15,37 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args
 from moleport.paths import artifacts_dir
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    name: str = "default"
-    n: int = 1000
+    """What one pipeline run does; ``python -m moleport.pipeline`` offers every field as an option."""
+
+    name: str = field(default="default", metadata=cli("bundle name under artifacts/export/"))
+    n: int = field(default=1000, metadata=cli("synthetic images to generate (default 1000)"))
     seed: int = 0
-    ckpt: Path | None = None
-    data: Path | None = None
-    manifest: Path | None = None
-    subset: int | None = None  # about this many images of --data, whole lesions only, class ratio kept
-    profile: str = "quick"
-    epochs: int | None = None  # override the profile's epochs
-    parity: bool = True
-    limit: int | None = None
-    externals: tuple[Path, ...] = ()  # evaluation-only data sources (never trained or tuned on)
-    n_boot: int = 1000
-    qat_steps: int | None = None  # quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
+    ckpt: Path | None = field(default=None, metadata=cli("export this checkpoint instead of training the quick profile"))
+    data: Path | None = field(default=None, metadata=cli("data source (folder) for the split manifest"))
+    manifest: Path | None = field(default=None, metadata=cli("an existing split manifest"))
+    #: about this many images of --data, whole lesions only, class ratio kept
+    subset: int | None = field(default=None, metadata=cli("use about N images of --data (whole lesions, class ratio "
+                                                          "kept)"))
+    profile: str = field(default="quick", metadata=cli("training profile/run name (default: quick)"))
+    epochs: int | None = field(default=None, metadata=cli("override the profile's epochs"))
+    parity: bool = True  # --no-parity
+    limit: int | None = field(default=None, metadata=cli("parity on the first N test images only"))
+    #: evaluation-only data sources (never trained or tuned on)
+    externals: tuple[Path, ...] = field(default=(), metadata=cli(
+        "external data source to evaluate the shipped artifact on (repeatable; never trained on)", flag="--external"))
+    n_boot: int = field(default=1000, metadata=cli("bootstrap draws for the evaluation CIs", flag="--bootstrap"))
+    #: quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
+    qat_steps: int | None = field(default=None, metadata=cli(
+        "quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)"))
 
 
 def _step(title: str) -> float:
@@ -236,34 +245,16 @@ def run_pipeline(cfg: PipelineConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m moleport.pipeline", description=__doc__.splitlines()[0])
-    ap.add_argument("--name", default="default", help="bundle name under artifacts/export/")
-    ap.add_argument("--n", type=int, default=1000, help="synthetic images to generate (default 1000)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ckpt", type=Path, help="export this checkpoint instead of training the quick profile")
-    ap.add_argument("--data", type=Path, help="data source (folder) for the split manifest")
-    ap.add_argument("--manifest", type=Path, help="an existing split manifest")
-    ap.add_argument("--subset", type=int, help="use about N images of --data (whole lesions, class ratio kept)")
-    ap.add_argument("--profile", default="quick", help="training profile/run name (default: quick)")
-    ap.add_argument("--epochs", type=int, help="override the profile's epochs")
-    ap.add_argument("--no-parity", dest="parity", action="store_false")
-    ap.add_argument("--limit", type=int, help="parity on the first N test images only")
-    ap.add_argument("--external", type=Path, action="append", default=[],
-                    help="external data source to evaluate the shipped artifact on (repeatable; never trained on)")
-    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the evaluation CIs")
-    ap.add_argument("--qat-steps", type=int, default=None,
-                    help="quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)")
+    add_dataclass_arguments(ap, PipelineConfig)
     a = ap.parse_args(argv)
     if a.subset is not None and (a.subset < 1 or a.data is None):
         ap.error("--subset N needs --data and N >= 1")
     if a.data is not None and not a.data.exists():
         ap.error(f"--data {a.data}: no such data source")
-    for e in a.external:
+    for e in a.externals:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
-    cfg = PipelineConfig(name=a.name, n=a.n, seed=a.seed, ckpt=a.ckpt, data=a.data, manifest=a.manifest, subset=a.subset,
-                         profile=a.profile, epochs=a.epochs, parity=a.parity, limit=a.limit, externals=tuple(a.external),
-                         n_boot=a.bootstrap, qat_steps=a.qat_steps)
-    return run_pipeline(cfg)
+    return run_pipeline(dataclass_from_args(PipelineConfig, a))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from moleport.argtypes import add_dataclass_arguments
 from moleport.paths import artifacts_dir
-from moleport.spec import COLOR_CONSTANCY_RULES
+from moleport.train.config import RunConfig
+
+#: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 9th).
+RUN_OPTIONS = ("device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
+               "jitter", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -22,28 +27,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--list", action="store_true", help="list the runs and exit")
     p.add_argument("--data", help="split manifest .json, or a source folder (a manifest is built from it)")
     p.add_argument("--out", type=Path, default=None, help="parent folder of run folders (default artifacts/train)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--epochs", type=int, help="override the run's epochs")
-    p.add_argument("--limit", type=int, help="first N images of each split (smoke runs)")
-    p.add_argument("--weights", help="none | imagenet | PATH to a state_dict (overrides the run's)")
-    p.add_argument("--seed", type=int, help="override the run's seed")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
-    p.add_argument("--augment", action="store_true", help="random flips and 90-degree rotations")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA only)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
-                   help="forward autocast: auto = bf16 on CUDA, fp32 on CPU (default); bf16 on CPU needs "
-                        "AVX512-BF16/AMX; weights and checkpoints stay fp32")
+    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[:9], override=True)
     p.add_argument("--distributed", type=int, metavar="N",
                    help="re-run this command under torchrun with N local processes (--run: data-parallel, "
                         "--grid: runs spread over the processes)")
-    p.add_argument("--jitter", type=float, help="colour jitter amount (brightness/contrast/saturation ±x)")
-    p.add_argument("--freeze-blocks", dest="freeze_blocks", type=int, help="freeze model.features[:N]")
-    p.add_argument("--color-constancy", dest="color_constancy", choices=["none", *COLOR_CONSTANCY_RULES],
-                   help="ModelSpec colour constancy (exports reproduce it in-graph); 'none' turns a profile's off")
-    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
-                   help="fit the spec's temperature on val before choosing the threshold")
-    p.add_argument("--target-sensitivity", dest="target_sensitivity", type=float,
-                   help="melanoma sensitivity the val threshold is chosen for (default: the run's, 0.95)")
+    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[9:], override=True)
     p.set_defaults(func=main)
     return p
 
@@ -65,14 +53,11 @@ def resolve_manifest(data: str, out: Path):
 
 
 def _overrides(args: argparse.Namespace, cfg, out: Path):
-    changes = {"out_dir": out / cfg.name, "device": args.device, "resume": args.resume,
-               "augment": args.augment or cfg.augment, "compile": args.compile}
-    for key in ("epochs", "limit", "weights", "seed", "jitter", "freeze_blocks", "calibrate", "target_sensitivity",
-                "precision"):
-        if getattr(args, key, None) is not None:
-            changes[key] = getattr(args, key)
-    if getattr(args, "color_constancy", None) is not None:
-        changes["color_constancy"] = None if args.color_constancy == "none" else args.color_constancy
+    """The run ``cfg`` with every option given on the command line (``--augment`` only adds augmentation)."""
+    changes = {key: getattr(args, key) for key in RUN_OPTIONS if getattr(args, key, None) is not None}
+    changes.update(out_dir=out / cfg.name, augment=args.augment or cfg.augment)
+    if changes.get("color_constancy") == "none":
+        changes["color_constancy"] = None
     return cfg.replace(**changes)
 
 

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from moleport.argtypes import cli
 from moleport.models import ARCHITECTURES
 from moleport.paths import artifacts_dir
 from moleport.spec import COLOR_CONSTANCY_RULES
@@ -24,28 +25,42 @@ class ConfigError(ValueError):
 class RunConfig:
     """Everything one training run needs. ``out_dir`` is the run's own folder."""
 
+    # ``cli(...)``: the field's ``moleport train`` option (moleport.train.cli), which overrides the run's value.
     name: str
     arch: str
-    epochs: int
+    epochs: int = field(metadata=cli("override the run's epochs"))
     batch_size: int
     lr: float
-    weights: str | None = None  # None/"none", "imagenet" or a state_dict path
+    weights: str | None = field(  # None/"none", "imagenet" or a state_dict path
+        default=None, metadata=cli("none | imagenet | PATH to a state_dict (overrides the run's)"))
     schedule: str = "constant"  # constant (the paper), cosine or onecycle (per step)
-    augment: bool = False  # random flips / 90-degree rotations
-    jitter: float = 0.0  # per-image brightness/contrast/saturation factors in [1-jitter, 1+jitter]; 0 = off
-    freeze_blocks: int = 0  # model.features[:k] frozen (no gradients, eval-mode BatchNorm); 0 = train all
-    color_constancy: str | None = None  # ModelSpec.color_constancy of the trained model (e.g. shades-of-gray-p6)
-    calibrate: bool = False  # fit ModelSpec.temperature on val (NLL) before choosing the threshold
+    augment: bool = field(  # random flips / 90-degree rotations
+        default=False, metadata=cli("random flips and 90-degree rotations", action="store_true", default=False))
+    jitter: float = field(  # per-image brightness/contrast/saturation factors in [1-jitter, 1+jitter]; 0 = off
+        default=0.0, metadata=cli("colour jitter amount (brightness/contrast/saturation ±x)"))
+    freeze_blocks: int = field(  # model.features[:k] frozen (no gradients, eval-mode BatchNorm); 0 = train all
+        default=0, metadata=cli("freeze model.features[:N]"))
+    color_constancy: str | None = field(  # ModelSpec.color_constancy of the trained model (e.g. shades-of-gray-p6)
+        default=None, metadata=cli("ModelSpec colour constancy (exports reproduce it in-graph); 'none' turns a "
+                                   "profile's off", choices=["none", *COLOR_CONSTANCY_RULES]))
+    calibrate: bool = field(  # fit ModelSpec.temperature on val (NLL) before choosing the threshold
+        default=False, metadata=cli("fit the spec's temperature on val before choosing the threshold"))
     early_stop_train_acc: float | None = 0.95  # the paper's rule; None disables it
-    seed: int = 0
+    seed: int = field(default=0, metadata=cli("override the run's seed"))
     input_size: int = 224
     out_dir: Path | None = None  # default artifacts/train/<name>
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    limit: int | None = None  # first N images of every split (smoke runs)
-    compile: bool = False  # torch.compile on CUDA
-    precision: str = "auto"  # forward autocast: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: needs AVX512-BF16/AMX)
-    resume: bool = False
-    target_sensitivity: float = 0.95  # melanoma sensitivity the threshold is chosen for on VAL
+    device: str = field(default="auto", metadata=cli("auto | cpu | cuda | cuda:N", default="auto"))
+    limit: int | None = field(  # first N images of every split (smoke runs)
+        default=None, metadata=cli("first N images of each split (smoke runs)"))
+    compile: bool = field(  # torch.compile on CUDA
+        default=False, metadata=cli("torch.compile the model (CUDA only)", action="store_true", default=False))
+    precision: str = field(  # forward autocast: auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 (CPU: needs AVX512-BF16/AMX)
+        default="auto", metadata=cli("forward autocast: auto = bf16 on CUDA, fp32 on CPU (default); bf16 on CPU needs "
+                                     "AVX512-BF16/AMX; weights and checkpoints stay fp32", choices=list(PRECISIONS)))
+    resume: bool = field(default=False, metadata=cli("continue an interrupted run from its last.pt",
+                                                     action="store_true", default=False))
+    target_sensitivity: float = field(  # melanoma sensitivity the threshold is chosen for on VAL
+        default=0.95, metadata=cli("melanoma sensitivity the val threshold is chosen for (default: the run's, 0.95)"))
     paper: bool = False
     paper_accuracy: float | None = None
     description: str = ""
