@@ -133,6 +133,7 @@ def test_the_written_bundle_is_sealed_rejudged_and_the_input_untouched(world, ca
     parity = json.loads((out / "parity.json").read_text())
     assert parity["passed"] and parity["threshold"] == pytest.approx(rep["threshold_after"])
     assert parity["manifest_sha256"] == manifest_digest(out) and rep["parity"]["rerun"] and rep["parity"]["passed"]
+    assert rep["parity"]["ok"] and rep["parity"]["regressed"] == [] and rep["parity"]["artifacts"] == {ART: True}
     assert "## Site calibration" in (out / "MODEL_CARD.md").read_text()
 
 

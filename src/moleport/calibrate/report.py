@@ -36,7 +36,13 @@ def _parity_line(est: dict[str, Any]) -> str:
     if not par.get("rerun"):
         return (f"- parity: NOT re-run on this bundle ({par.get('why')}); parity.json holds the input bundle's verdicts, "
                 f"judged at threshold {par.get('judged_threshold')}")
-    verdict = "passed" if par.get("passed") else f"FAILED ({len(par.get('violations', []))} violation(s))"
+    failing = sorted(a for a, ok in (par.get("artifacts") or {}).items() if not ok)
+    if par.get("passed"):
+        verdict = "passed"
+    elif par.get("ok"):
+        verdict = f"passed for the calibrated artifact; still rejected as in the input bundle: {failing}"
+    else:
+        verdict = f"FAILED ({len(par.get('violations', []))} violation(s); newly failing: {par.get('regressed')})"
     return (f"- parity (re-run on this bundle at the new threshold, split {par.get('split')}, n={par.get('n')}): "
             f"{verdict}; Android ships `{par.get('android_default')}`")
 
@@ -60,7 +66,8 @@ def render_markdown(est: dict[str, Any]) -> str:
         f"The calibration part's sensitivity at the calibrated threshold is in-sample (>= target by construction); "
         f"the check part is the honest estimate.", "", *results_table(est), "",
         f"- temperature {t['spec_temperature']:.4g} (in the graph, unchanged): refitting on the calibration part would "
-        f"give {t['would_be_temperature']:.4g} (ECE {t['ece_now']:.3f} -> {t['ece_if_refit']:.3f}); not applied: "
+        f"give {t['would_be_temperature']:.4g}{' (at the search bound: the scores barely separate the classes here)' if t.get('fit_at_search_bound') else ''} "
+        f"(ECE {t['ece_now']:.3f} -> {t['ece_if_refit']:.3f}); not applied: "
         f"{t['why']}",
         _parity_line(est),
     ]

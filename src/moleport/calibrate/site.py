@@ -222,7 +222,8 @@ def measure(items: list[EvalItem], p: np.ndarray, thresholds: dict[str, float], 
 def temperature_note(y: np.ndarray, p: np.ndarray, spec_temperature: float) -> dict[str, Any]:
     """The temperature that would fit the site (information only: it lives in the graph)."""
     fit = fit_temperature(y, p)
-    return {"spec_temperature": float(spec_temperature), "site_fit_factor": fit["temperature"],
+    at_bound = not 0.051 < fit["temperature"] < 19.9  # fit_temperature searches T in [0.05, 20]
+    return {"fit_at_search_bound": at_bound,"spec_temperature": float(spec_temperature), "site_fit_factor": fit["temperature"],
             "would_be_temperature": float(spec_temperature * fit["temperature"]),
             "ece_now": reliability(y, p)["ece"], "ece_if_refit": reliability(y, apply_temperature(p, fit["temperature"]))["ece"],
             "applied": False, "why": "the temperature is applied inside the exported graphs; changing it needs a "
@@ -287,8 +288,19 @@ def parity_plan(cfg: SiteConfig, bundle: Bundle) -> tuple[Path | None, Path | No
     return ckpt, split
 
 
-def rejudge(cfg: SiteConfig, out: Path, ckpt: Path | None, split: Path | None) -> dict[str, Any]:
-    """Run the parity harness on the new bundle (at its new threshold); a summary of the verdict."""
+def parity_verdicts(root: Path) -> dict[str, bool]:
+    """artifact -> passed, from parity.json (empty without one)."""
+    if not (root / "parity.json").is_file():
+        return {}
+    arts = read_json_object(root / "parity.json", CalibrationError, "parity report").get("artifacts") or {}
+    return {a: bool(v.get("passed")) for a, v in arts.items()}
+
+
+def rejudge(cfg: SiteConfig, out: Path, ckpt: Path | None, split: Path | None, rel: str,
+            before: dict[str, bool]) -> dict[str, Any]:
+    """Run the parity harness on the new bundle (at its new threshold); a summary of the verdict. ``ok``: the
+    calibrated artifact passes and no artifact that passed in the input bundle (``before``) fails now (an artifact
+    the input's parity already rejected stays rejected and is not a new failure)."""
     from moleport.data.manifest import ManifestError
     from moleport.parity.harness import ParityError, run_parity
 
@@ -299,7 +311,11 @@ def rejudge(cfg: SiteConfig, out: Path, ckpt: Path | None, split: Path | None) -
         raise CalibrationError(f"{out}: parity could not run on the calibrated bundle ({exc}); its parity.json still "
                                f"seals the input's manifest, so consumers refuse it") from exc
     android = (payload.get("ship") or {}).get("android") or {}
+    after = {a: bool(v.get("passed")) for a, v in (payload.get("artifacts") or {}).items()}
+    regressed = sorted(a for a, ok in after.items() if before.get(a) and not ok)
     return {"rerun": True, "passed": bool(payload["passed"]), "violations": list(payload["violations"]),
+            "artifacts": after, "artifacts_before": before, "regressed": regressed,
+            "ok": after.get(rel, False) and not regressed,
             "split": payload.get("split"), "n": payload.get("n"), "threshold": payload.get("threshold"),
             "android_default": android.get("default"), "report": "parity.json"}
 
@@ -334,7 +350,7 @@ def calibrate_site(cfg: SiteConfig) -> dict[str, Any]:
     try:
         out = write_bundle(bundle, Path(cfg.out), est, overrides, keep_parity=not cfg.parity)
         if cfg.parity:
-            est["parity"] = rejudge(cfg, out, ckpt, split)
+            est["parity"] = rejudge(cfg, out, ckpt, split, rel, parity_verdicts(bundle.root))
             if est["parity"]["android_default"] != est["ship_before"]:
                 est["warnings"].append(f"after parity the Android app ships {est['parity']['android_default']!r}, "
                                        f"the input bundle shipped {est['ship_before']!r}")
