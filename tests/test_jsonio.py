@@ -25,3 +25,21 @@ def test_every_bad_file_is_a_clear_error_of_the_callers_type(tmp_path):
         with pytest.raises(MyError, match=expected[name]) as info:
             read_json_object(p, MyError, "bundle manifest", list_key="files")
         assert str(p) in str(info.value)
+
+
+def test_atomic_path_renames_on_success_and_leaves_nothing_on_failure(tmp_path):
+    import numpy as np
+
+    from moleport.jsonio import atomic_path
+
+    target = tmp_path / "sub" / "x.npy"
+    with atomic_path(target, suffix=".npy", mode=0o644) as tmp:
+        assert tmp.parent == target.parent and tmp.name.endswith(".npy")
+        np.save(tmp, np.arange(3))
+    assert np.load(target).tolist() == [0, 1, 2] and (target.stat().st_mode & 0o777) == 0o644
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    with pytest.raises(MyError, match="cannot write the cache"), atomic_path(target, error=MyError, what="cache"):
+        raise OSError(28, "No space left on device")
+    assert [p.name for p in target.parent.iterdir()] == ["x.npy"] and np.load(target).tolist() == [0, 1, 2]

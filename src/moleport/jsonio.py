@@ -1,11 +1,14 @@
 """Small file I/O shared by every stage: reading a JSON object with one clear error naming the file, the one
-atomic writer (text / JSON), and the one sha256 digest of a file or a folder (``.mlpackage``) with its size."""
+atomic writer (:func:`atomic_path`, with text and JSON on top), and the one sha256 digest of a file or a folder (``.mlpackage``) with its size."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def read_json_object(path: str | Path, error: type[Exception] = ValueError, what: str = "JSON file",
@@ -26,30 +29,25 @@ def read_json_object(path: str | Path, error: type[Exception] = ValueError, what
     return data
 
 
-def write_text_atomic(path: str | Path, text: str, error: type[Exception] = OSError, what: str = "file") -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically: a temporary file in the same folder, then a rename.
-
-    The temporary file is removed on *any* failure (unencodable text, full disk, Ctrl-C), so nothing is
-    left half-written; a target that is a folder or an unwritable place raises ``error`` naming it."""
-    import os
-    import tempfile
-
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, suffix: str = ".tmp", mode: int | None = None, error: type[Exception] = OSError,
+                what: str = "file") -> Iterator[Path]:
+    """The one atomic writer: a temporary file beside ``path`` for the block to write (by name: ``torch.save``,
+    ``np.save``, text), renamed onto ``path`` when the block ends, removed when it raises anything (full disk,
+    Ctrl-C), so nothing is left half-written. ``suffix`` keeps writers that add an extension (``.npy``, ``.npz``)
+    from renaming it; ``mode`` (e.g. ``0o644``) is applied before the rename (the temporary file is ``0600``).
+    An ``OSError`` (unwritable place, full disk) becomes ``error`` naming ``path`` and the ``what``."""
     p = Path(path)
-    if p.is_dir():
-        raise error(f"{p}: is a folder; the {what} needs a file name (e.g. {p / 'out.json'})")
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise error(f"{p}: the {what} holds text that is not valid UTF-8 ({exc.reason} at "
-                    f"{text[max(0, exc.start - 30):exc.end + 10]!r})") from exc
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+        os.close(fd)
     except OSError as exc:
         raise error(f"{p}: cannot write the {what} ({exc.strerror or exc})") from exc
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield Path(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, p)
     except BaseException as exc:
         try:
@@ -59,6 +57,24 @@ def write_text_atomic(path: str | Path, text: str, error: type[Exception] = OSEr
         if isinstance(exc, OSError):
             raise error(f"{p}: cannot write the {what} ({exc.strerror or exc})") from exc
         raise
+
+
+def write_text_atomic(path: str | Path, text: str, error: type[Exception] = OSError, what: str = "file", *,
+                      mode: int | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`; ``mode`` as there).
+
+    Text that is not valid UTF-8, a target that is a folder or an unwritable place raise ``error`` naming it,
+    before anything is left in the folder."""
+    p = Path(path)
+    if p.is_dir():
+        raise error(f"{p}: is a folder; the {what} needs a file name (e.g. {p / 'out.json'})")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise error(f"{p}: the {what} holds text that is not valid UTF-8 ({exc.reason} at "
+                    f"{text[max(0, exc.start - 30):exc.end + 10]!r})") from exc
+    with atomic_path(p, mode=mode, error=error, what=what) as tmp:
+        tmp.write_bytes(data)
     return p
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from moleport.data.manifest import Manifest
+from moleport.jsonio import atomic_path
 from moleport.paths import artifacts_dir
 from moleport.preprocess import load_image
 from moleport.spec import RESIZE_RULE
@@ -65,9 +65,6 @@ def load_split(manifest: Manifest, split: str, size: int = 224, cache_dir: str |
     for i, it in enumerate(_progress(items, len(items), f"decode {split}")):
         x[i] = load_image(it.file, size)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=cache.parent)
-        os.close(fd)
-        np.save(tmp, x)
-        os.replace(tmp, cache)
+        with atomic_path(cache, suffix=".npy", what="decoded-image cache") as tmp:
+            np.save(tmp, x)
     return SplitArrays(x=x, y=y, files=files)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from moleport.calibration import reliability
 from moleport.evaluate.dataset import EvalItem, labels_of, open_eval_items, source_pixels
 from moleport.evaluate.errors import EvaluationError
 from moleport.evaluate.predictors import Predictor, load_predictor
+from moleport.jsonio import write_text_atomic
 
 
 def summarize(y, p, threshold: float, lesion_ids=None, n_boot: int = 1000, seed: int = 0,
@@ -61,12 +60,7 @@ def json_safe(obj: Any) -> Any:
 
 def write_json(path: Path, data: dict) -> Path:
     """Atomic JSON write (standard JSON: NaN becomes null)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(json_safe(data), f, indent=1, allow_nan=False)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(json_safe(data), indent=1, allow_nan=False))
 
 
 def predict_with(pred: Predictor, items: list[EvalItem], source: str | Path | None = None,

@@ -3,13 +3,11 @@
 Keys: ``format`` (``moleport-checkpoint-v1``), ``state_dict``, ``spec`` (``ModelSpec.to_dict()``),
 ``architecture``, ``manifest_sha256``, ``metrics``, ``history``, ``epoch``, ``run``, optional
 ``optimizer`` and ``extra``. Everything is plain Python/tensors so ``torch.load(weights_only=True)``
-reads it. Writes are atomic (temporary file in the same folder, then ``os.replace``).
+reads it. Writes are atomic (``moleport.jsonio.atomic_path``: a temporary file in the same folder, then a rename).
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from moleport.jsonio import atomic_path
 from moleport.jsonio import sha256_file  # noqa: F401  (re-exported: train/qat.py imports it from here)
 from moleport.models.registry import CHECKPOINT_FORMAT, ModelError, build_model
 from moleport.spec import ModelSpec, SpecError
@@ -57,15 +56,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, spec: ModelSpec, *, mani
     }
     if optimizer is not None:
         data["optimizer"] = optimizer.state_dict() if hasattr(optimizer, "state_dict") else optimizer
-    fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(p, mode=0o644, what="checkpoint") as tmp:  # 0644: checkpoints are meant to be shared
+        with open(tmp, "wb") as f:
             torch.save(data, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are meant to be shared
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return p
 
 

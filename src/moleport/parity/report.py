@@ -4,13 +4,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from moleport.jsonio import atomic_path, write_text_atomic
 
 PREDICTIONS_FILE = "parity_predictions.npz"
 MAX_FLIPS_LISTED = 25
@@ -28,12 +28,9 @@ def save_predictions(root: Path, preds: Predictions) -> Path:
     keys = sorted(preds.rows)
     arrays = {f"row{i}": preds.rows[k] for i, k in enumerate(keys)}
     path = Path(root) / PREDICTIONS_FILE
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=root)
-    os.close(fd)
-    np.savez_compressed(tmp, files=np.array(preds.files), y=preds.y, reference=preds.reference,
-                        keys=np.array(keys, dtype=str), **arrays)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz", mode=0o644) as tmp:
+        np.savez_compressed(tmp, files=np.array(preds.files), y=preds.y, reference=preds.reference,
+                            keys=np.array(keys, dtype=str), **arrays)
     return path
 
 
@@ -61,11 +58,7 @@ def _clean(obj: Any) -> Any:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(path, text, what="parity report", mode=0o644)
 
 
 def write_reports(root: str | Path, payload: dict[str, Any], preds: Predictions | None,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 
 from moleport import metrics as M
+from moleport.jsonio import write_text_atomic
 from moleport.models.checkpoint import save_checkpoint
 from moleport.preprocess import melanoma_probability
 from moleport.spec import LABELS, ModelSpec
@@ -24,12 +23,7 @@ LABEL_NAMES = {"1": LABELS[1], "0": LABELS[0]}
 def write_json(path: Path, data: Any) -> Path:
     """Atomic JSON write (NaN written as null)."""
     text = json.dumps(_nan_to_none(data), indent=2, sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text + "\n", mode=0o644)
 
 
 def _nan_to_none(obj: Any) -> Any:
