@@ -59,3 +59,43 @@ def test_without_the_reparametrisation_torchaos_eval_switch_changes_the_model():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert not torch.allclose(g(x), m(x), atol=1e-3, rtol=1e-3)
+
+
+def _relu6_quantization(converted: torch.fx.GraphModule) -> list[tuple[str, float | None]]:
+    """(producer of each ReLU6's input, scale of the quantize op on its output) for every ReLU6 of a converted graph."""
+    rows = []
+    for node in converted.graph.nodes:
+        if node.op == "call_function" and "hardtanh" in str(node.target):
+            quantize = [u for u in node.users if "quantize_per_tensor" in str(u.target) and "dequantize" not in str(u.target)]
+            scale = quantize[0].args[1] if quantize else None
+            rows.append((str(node.args[0].target), float(scale) if isinstance(scale, (int, float)) else scale))
+    return rows
+
+
+def _assert_relu6_fused(converted: torch.fx.GraphModule) -> None:
+    rows = _relu6_quantization(converted)
+    assert len(rows) == 27
+    for producer, scale in rows:
+        # The int8 tensor is the ReLU6 output (range within [0, 6]), not the conv's pre-activation: no
+        # quantize/dequantize between the conv and its ReLU6 (XNNPACK and TFLite fuse the clamp into the conv).
+        assert "conv" in producer, producer
+        assert scale is not None and scale <= 6.0 / 255 * 1.001, scale
+
+
+def test_relu6_is_fused_into_its_conv_in_post_training_quantization():
+    m = _model()
+    _assert_relu6_fused(quant.post_training_quantize(m, 64, [torch.randn(4, 3, 64, 64) * 3]))
+
+
+def test_relu6_is_fused_into_its_conv_in_the_qat_graph():
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    m = _model()
+    prepared = prepare_qat_pt2e(quant.export_backbone(m, 64, qat=True), quant.quantizer(qat=True))
+    move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        prepared(torch.randn(4, 3, 64, 64) * 3)
+    converted = quant.convert(prepared)
+    assert quant.count_quantized(converted) == {"conv": 27, "linear": 1, "float_conv": 0, "float_linear": 0}
+    _assert_relu6_fused(converted)

@@ -48,7 +48,67 @@ def quantizer(qat: bool = False):
         act = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=CalibratedFakeQuantize.with_args(
             observer=HistogramObserver, eps=2**-12))
         config = dataclasses.replace(config, input_activation=act, output_activation=act)
-    return XNNPACKQuantizer().set_global(config)
+
+    class Relu6FusingQuantizer(XNNPACKQuantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            annotate_conv_relu6(model, config)
+            return super().annotate(model)
+
+    return Relu6FusingQuantizer().set_global(config)
+
+
+_HARDTANH = ("aten.hardtanh.default", "aten.hardtanh_.default")
+_BATCH_NORM = ("aten.batch_norm.default", "aten._native_batch_norm_legit.default",
+               "aten._native_batch_norm_legit_no_training.default", "aten.cudnn_batch_norm.default")
+
+
+def annotate_conv_relu6(model: torch.fx.GraphModule, config) -> int:
+    """Annotate every conv [-> batch-norm] -> ReLU6 (``hardtanh``) as ONE quantized partition: int8 input and
+    weight on the conv, the int8 output on the ReLU6 (its own observer, range within [0, 6]).
+
+    The XNNPACK quantizer fuses only ``relu`` into a conv; ``hardtanh`` is a shared-observer op there, so the
+    quantized tensor between conv and ReLU6 takes the *pre-activation* range (per-channel maxima up to 18 on
+    the quick model) and the ReLU6 output reuses that scale, losing bits on every activation of MobileNetV1.
+    Measured on the quick model (PTQ, 128 calibration images, val): mean |Δp| 0.045 -> 0.033, p99 0.162 -> 0.127;
+    ExecuTorch/LiteRT test p99 0.147 (was 0.13-0.21). XNNPACK fuses the clamp into the conv
+    (``FuseActivationPass``), TFLite has a fused RELU6 on CONV_2D, so the graph lowers the same way a
+    conv -> ReLU partition does. Returns the number of partitions annotated."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (
+        _is_annotated, _mark_nodes_as_annotated)
+    from torchao.quantization.pt2e.quantizer import (QuantizationAnnotation, get_bias_qspec, get_input_act_qspec,
+                                                     get_output_act_qspec, get_weight_qspec)
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+    from torchao.quantization.pt2e.utils import _is_conv_node
+
+    count = 0
+    for act in model.graph.nodes:
+        if act.op != "call_function" or str(act.target) not in _HARDTANH:
+            continue
+        chain, src = [act], act.args[0]
+        if getattr(src, "op", None) == "call_function" and str(src.target) == "<built-in function getitem>":
+            chain.append(src)
+            src = src.args[0]
+        if getattr(src, "op", None) == "call_function" and str(src.target) in _BATCH_NORM:
+            chain.append(src)
+            src = src.args[0]
+        if not isinstance(src, torch.fx.Node) or not _is_conv_node(src):
+            continue
+        if len(src.users) > 1 or any(len(n.users) > 1 for n in chain[1:] if "getitem" in str(n.target)):
+            continue  # the conv's (normalised) output must reach nothing but this ReLU6
+        conv, weight = src, src.args[1]
+        bias = src.args[2] if len(src.args) > 2 else None
+        qspec = {conv.args[0]: get_input_act_qspec(config), weight: get_weight_qspec(config)}
+        partition = [act, *chain[1:], conv, weight]
+        if isinstance(bias, torch.fx.Node):
+            qspec[bias] = get_bias_qspec(config)
+            partition.append(bias)
+        if _is_annotated(partition):
+            continue
+        conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qspec, _annotated=True)
+        act.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config), _annotated=True)
+        _mark_nodes_as_annotated(partition)
+        count += 1
+    return count
 
 
 class CalibratedFakeQuantize(FakeQuantize):
