@@ -109,7 +109,7 @@ def test_threshold_reaches_the_target_on_the_calibration_half(world, calibrated)
     _, out = calibrated
     rep = json.loads((out / "calibration.json").read_text())
     cal, _ = split_halves(open_eval_items(world[2]), 0)
-    assert sorted(Path(it.path).name for it in cal) == sorted(rep["data"]["calibration_files"])
+    assert sorted(Path(it.path).relative_to(world[2]).as_posix() for it in cal) == sorted(rep["data"]["calibration_files"])
     pred = load_predictor(out / ART)  # the written bundle passes the verifying predictor
     assert pred.spec.threshold == pytest.approx(rep["threshold_after"]) and rep["threshold_before"] == 0.5
     p, y = predict_with(pred, cal), labels_of(cal)

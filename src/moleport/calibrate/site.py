@@ -242,6 +242,31 @@ def predict_site(bundle: Bundle, rel: str, parts: dict[str, list[EvalItem]], thr
         raise CalibrationError(str(exc)) from exc
 
 
+def relative_to_source(path: str, source: Path) -> str:
+    """An image path relative to its data source folder (as given when outside it)."""
+    base = Path(source).resolve()
+    base = base.parent if base.is_file() else base
+    try:
+        return Path(path).resolve().relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def check_warnings(target: float, counts: dict[str, Any], results: dict[str, Any]) -> list[str]:
+    """What the check part says against the calibration: too few melanomas, or the target not reached there."""
+    need, out = min_melanomas(target), []
+    if "check" in counts and counts["check"]["melanoma_units"] < need:
+        out.append(f"check part: {counts['check']['melanoma_units']} melanoma units, fewer than the {need} "
+                   f"needed to show sensitivity {target:g}; its sensitivity CI is wide")
+    held = results.get("check", {}).get("calibrated")
+    if held is not None and held["sensitivity"] < target:
+        lo, hi = held["sensitivity_ci"]
+        out.append(f"check part: sensitivity at the calibrated threshold is {held['sensitivity']:.3f} "
+                   f"[{lo:.3f}, {hi:.3f}], below the target {target:g}: the threshold does not carry over "
+                   f"fully to held-out images of this site")
+    return out
+
+
 def estimate(cfg: SiteConfig, bundle: Bundle, rel: str) -> dict[str, Any]:
     """Predict the site, choose the threshold on the calibration part, measure both parts at both thresholds."""
     cal, chk, how = site_data(cfg)
@@ -255,10 +280,7 @@ def estimate(cfg: SiteConfig, bundle: Bundle, rel: str) -> dict[str, Any]:
     thresholds = {"original": before, "calibrated": float(op["threshold"])}
     results = {name: measure(items, p[name], thresholds, cfg.n_boot, cfg.seed) for name, items in parts.items()}
     need = min_melanomas(cfg.target)
-    warnings = []
-    if chk is not None and counts["check"]["melanoma_units"] < need:
-        warnings.append(f"check part: {counts['check']['melanoma_units']} melanoma units, fewer than the {need} "
-                        f"needed to show sensitivity {cfg.target:g}; its sensitivity CI is wide")
+    warnings = check_warnings(cfg.target, counts, results)
     return {"site": cfg.site or Path(cfg.data).resolve().name, "target_sensitivity": cfg.target,
             "threshold_before": before, "threshold_after": thresholds["calibrated"], "chosen_on": "calibration",
             "artifact": rel, "artifact_kind": pred.kind, "min_melanomas": need, "rule": RULE,
@@ -268,7 +290,7 @@ def estimate(cfg: SiteConfig, bundle: Bundle, rel: str) -> dict[str, Any]:
                      "check_source": str(Path(cfg.check).resolve()) if cfg.check else None,
                      "split_half_seed": cfg.split_half, "calibration_sha256": items_digest(cal),
                      "check_sha256": items_digest(chk) if chk is not None else None,
-                     "calibration_files": [Path(it.path).name for it in cal]},
+                     "calibration_files": [relative_to_source(it.path, cfg.data) for it in cal]},
             "warnings": warnings}
 
 
