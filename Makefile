@@ -39,7 +39,7 @@ ifeq ($(origin OUT),environment)
 OUT = artifacts/evaluate/$(NAME)
 endif
 
-.PHONY: install export ship ship-split grid ablation evaluate test test-fast bench parity parity-real \
+.PHONY: install export ship ship-split grid ablation evaluate calibrate test test-fast bench parity parity-real \
   android-assets android-core-test web serve-web web-test clean gpu-check
 
 # The pinned stack with the test extra, then [tool.moleport] no-deps of pyproject.toml (onnx2tf) with --no-deps:
@@ -83,6 +83,15 @@ ablation: $(STAMP) $(SHIP_SPLIT)
 # 0.95 --external $(EXTERNAL)" chooses the operating point on the manifest's val split.
 evaluate: $(STAMP)
 	$(VPY) -m moleport.cli evaluate $(MODEL) --data $(or $(DATA),artifacts/splits/$(NAME).json) --out $(OUT) $(EVAL_ARGS)
+
+# Site calibration: re-choose NAME's threshold on a site's own labelled images (SITE; default the external ISIC set,
+# split into calibration and check halves) for melanoma sensitivity TARGET; writes a new, re-judged bundle.
+SITE     ?= $(SHARED)/data/isic-external-dev
+TARGET   ?= 0.95
+CALIBRATE_ARGS ?= --split-half 0
+calibrate: $(STAMP)
+	$(VPY) -m moleport.cli calibrate artifacts/export/$(NAME) --data $(SITE) --target-sensitivity $(TARGET) \
+	  --out artifacts/calibrate/$(NAME)-$(notdir $(SITE)) --force $(CALIBRATE_ARGS)
 
 test: $(STAMP)
 	$(VPY) -m pytest -q tests

@@ -19,6 +19,7 @@ FORBIDDEN = {
     "evaluate": ("train", "export", "pipeline", "cli"),
     "runtimes": ("train", "export", "parity", "evaluate", "pipeline", "cli"),
     "export": ("train", "parity", "evaluate", "pipeline", "cli"),
+    "calibrate": ("train", "export", "pipeline", "cli"),  # re-judges a bundle; re-exports nothing
     **{m: (*STAGES, "pipeline", "cli") for m in SHARED},
 }
 
