@@ -188,29 +188,8 @@ def evaluate_shipped(bundle: Path, man: dict, parity: dict | None, manifest: Pat
     return summary
 
 
-def export_quietly(ckpt: Path, bundle: Path, manifest: Path | None, program: Path | None, name: str):
-    """export_bundle with the converters' console output in ``<bundle>.export.log`` and one line per format."""
-    from moleport.export.bundle import FORMATS, export_bundle
-    from moleport.quiet import format_progress, library_output_to
-
-    log_path = bundle.parent / f"{name}.export.log"
-    bundle.parent.mkdir(parents=True, exist_ok=True)
-    log_path.unlink(missing_ok=True)
-    with library_output_to(log_path, header=f"export {ckpt}") as term:
-        done: list[str] = []
-
-        def progress(fmt: str, outcomes) -> None:
-            done.append(fmt)
-            states = ", ".join(f"{o.precision} {o.status} ({o.seconds:.0f} s)" for o in outcomes)
-            print(f"    {format_progress(len(done), len(FORMATS), fmt)}: {states}", file=term, flush=True)
-
-        result = export_bundle(ckpt, bundle.parent, manifest=manifest, name=name, force=True, progress=progress,
-                               int8_program=program)
-    print(f"    converter output: {log_path}")
-    return result
-
-
 def run_pipeline(cfg: PipelineConfig) -> int:
+    from moleport.export.console import export_logged
     from moleport.parity.harness import run_parity
 
     root = artifacts_dir()
@@ -220,7 +199,8 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     program = quantize_int8(cfg, ckpt, manifest, root) if manifest is not None else None
     bundle = root / "export" / cfg.name
     t = _step(f"exporting {ckpt} -> {bundle}")
-    result = export_quietly(ckpt, bundle, manifest, program, cfg.name)
+    result = export_logged(ckpt, bundle.parent, name=cfg.name, indent="    ", manifest=manifest, force=True,
+                           int8_program=program)
     print(f"    ({time.perf_counter() - t:.1f} s)")
     parity = None
     if cfg.parity:

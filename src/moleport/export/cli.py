@@ -36,37 +36,16 @@ def summary_table(result) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from moleport.export.bundle import ExportError, export_bundle, parse_formats
+    from moleport.export.bundle import ExportError, parse_formats
+    from moleport.export.console import export_logged
 
     try:
         formats = parse_formats(args.formats)
+        result = export_logged(args.ckpt, args.out, name=args.name, manifest=args.manifest, formats=formats,
+                               force=args.force, calib_n=args.calib_n, int8_program=args.int8_program)
     except ExportError as exc:
         print(f"moleport export: {exc}", file=sys.stderr)
         return 2
-    from moleport.quiet import library_output_to
-
-    log_path = Path(args.out) / f"{args.name or 'export'}.export.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with library_output_to(log_path, header=f"moleport export {args.ckpt}") as term:
-            bar = tqdm(total=len(formats), desc="export", unit="format", file=term.stderr)
-
-            def progress(fmt, outcomes) -> None:
-                bar.set_postfix_str(f"{fmt}: " + ", ".join(f"{o.precision} {o.status}" for o in outcomes))
-                bar.update(1)
-
-            try:
-                result = export_bundle(args.ckpt, args.out, manifest=args.manifest, formats=formats,
-                                       force=args.force, calib_n=args.calib_n, name=args.name, progress=progress,
-                                       int8_program=args.int8_program)
-            finally:
-                bar.close()
-    except ExportError as exc:
-        print(f"moleport export: {exc}", file=sys.stderr)
-        return 2
-    print(f"converter output: {log_path}", file=sys.stderr)
     print(summary_table(result))
     print(f"bundle: {result.out_dir}")
     if not result.ok:
