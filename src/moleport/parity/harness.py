@@ -163,6 +163,11 @@ def _payload(bundle: Bundle, split: str, split_path: Path, manifest_sha: str, ga
         "rows": [ref_row, *rows], "notes": notes, "environment": _environment(),
         PARITY_SEAL_KEY: manifest_digest(bundle.root),
     }
+    return decide_payload(payload, bundle)
+
+
+def decide_payload(payload: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
+    """The verdicts (:func:`tally`) and the one ship decision (``payload["ship"]``) from the rows."""
     tally(payload)
     payload["ship"] = decide(bundle.files, payload["artifacts"])
     return payload
@@ -191,16 +196,15 @@ def tally(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _is_partial(bundle: Bundle, runtimes, threads: int, extra_modules, limit, n: int, n_split: int) -> bool:
+def _is_partial(bundle: Bundle, found, runtimes, threads: int, extra_modules, limit, n: int, n_split: int) -> bool:
     """A run judges less than the full verdict when it saw part of the split, or when ``runtimes`` leaves out an
-    artifact x runtime pair that a run over every available runtime would judge."""
+    artifact x runtime pair that a run over every available runtime would judge (``found``: this run's runners)."""
     if limit is not None and n < n_split:
         return True
     if runtimes is None:
         return False
-    pairs = lambda found: {(r.artifact.rel if r.artifact else None, r.runtime) for r in found.runners}  # noqa: E731
-    return bool(pairs(discover(bundle, None, threads, extra_modules)) - pairs(discover(bundle, runtimes, threads,
-                                                                                        extra_modules)))
+    pairs = lambda d: {(r.artifact.rel if r.artifact else None, r.runtime) for r in d.runners}  # noqa: E731
+    return bool(pairs(discover(bundle, None, threads, extra_modules)) - pairs(found))
 
 
 def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None, split: str = "test",
@@ -218,11 +222,12 @@ def run_parity(bundle_dir: str | Path, split_manifest: str | Path | None = None,
         verify_documents(bundle)
     except BundleError as exc:
         problems.append(str(exc))
-    partial = _is_partial(bundle, runtimes, threads, extra_modules, limit, len(data.y), len(manifest.split(split)))
+    found = discover(bundle, runtimes, threads, extra_modules)
+    partial = _is_partial(bundle, found, runtimes, threads, extra_modules, limit, len(data.y),
+                          len(manifest.split(split)))
     stem = PARTIAL_STEM if partial else FULL_STEM
     threshold = bundle.spec.threshold
     ref_row, p_ref = _reference(bundle, data, threads, latency_runs)
-    found = discover(bundle, runtimes, threads, extra_modules)
     problems += found.problems
     notes = list(found.skipped)
     rows: list[dict[str, Any]] = []
@@ -342,8 +347,7 @@ def add_external_rows(bundle_dir: str | Path, results: Sequence[ExternalResult],
         if p is not None:
             preds.rows[row.key] = p
     payload["rows"], payload["gates"] = list(rows.values()), gates.to_dict()
-    tally(payload)
-    payload["ship"] = decide(bundle.files, payload["artifacts"])
+    decide_payload(payload, bundle)
     save_predictions(bundle.root, preds)
     write_reports(bundle.root, payload, preds)
     return payload
