@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args
+from moleport.parity.ship import REQUIRED_PRECISIONS  # fp32/fp16 parity failures fail the job; w8/int8 are rejected
 from moleport.paths import artifacts_dir
 
 
@@ -100,11 +101,6 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path, root: Path) -
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
     print(f"    {res.program} ({time.perf_counter() - t:.1f} s)")
     return res.program
-
-
-#: Precisions whose parity failure fails the whole job. The int8 and w8 variants are optional size/speed
-#: trade-offs: when they fail their gates they are *rejected* (listed loudly, never shipped), not fatal.
-REQUIRED_PRECISIONS = ("fp32", "fp16")
 
 
 def parity_verdicts(parity: dict | None) -> dict[str, bool]:

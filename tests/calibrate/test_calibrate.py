@@ -209,3 +209,20 @@ def test_split_halves_keeps_lesions_together_and_balances_classes():
     assert not lesions(cal) & lesions(chk) and len(cal) + len(chk) == 100
     assert sum(it.label == "melanoma" for it in cal) == 20 and sum(it.label == "melanoma" for it in chk) == 20
     assert split_halves(items, 3) == (cal, chk) and split_halves(items, 4) != (cal, chk)
+
+
+def test_parity_outcome_rejects_optional_precisions_and_fails_on_required_ones():
+    from moleport.calibrate.site import parity_outcome
+
+    def payload(**passed):
+        arts = {f"x/model_{p}": {"passed": ok, "precision": p} for p, ok in passed.items()}
+        return {"passed": all(passed.values()), "violations": [], "artifacts": arts,
+                "ship": {"android": {"default": "x/model_fp16"}}}
+
+    before = {"x/model_fp32": True, "x/model_fp16": True, "x/model_w8": True, "x/model_int8": False}
+    w8_lost = parity_outcome(payload(fp32=True, fp16=True, w8=False, int8=False), before, "x/model_fp16")
+    assert w8_lost["ok"] and w8_lost["regressed"] == [] and w8_lost["newly_rejected"] == ["x/model_w8"]
+    fp32_lost = parity_outcome(payload(fp32=False, fp16=True, w8=True, int8=False), before, "x/model_fp16")
+    assert not fp32_lost["ok"] and fp32_lost["regressed"] == ["x/model_fp32"]
+    own_lost = parity_outcome(payload(fp32=True, fp16=False, w8=True, int8=False), before, "x/model_fp16")
+    assert not own_lost["ok"]

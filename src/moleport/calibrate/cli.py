@@ -68,13 +68,19 @@ def run(args: argparse.Namespace) -> int:
     print(rep["markdown"])
     par = rep.get("parity") or {}
     if par.get("rerun") and not par.get("ok"):
-        print(f"moleport calibrate: parity FAILED on {args.out} for {rep['artifact']} or for artifacts that passed "
-              f"in the input bundle ({par.get('regressed')}):", file=sys.stderr)
+        print(f"moleport calibrate: parity FAILED on {args.out} for {rep['artifact']} or for fp32/fp16 artifacts that "
+              f"passed in the input bundle ({par.get('regressed')}):", file=sys.stderr)
         for v in par.get("violations", []):
             print(f"  - {v}", file=sys.stderr)
         return 1
     if par.get("rerun") and not par.get("passed"):
-        print(f"moleport calibrate: note: parity still rejects {sorted(a for a, ok in par['artifacts'].items() if not ok)}"
-              f" (rejected in the input bundle too; they do not ship)", file=sys.stderr)
+        newly = par.get("newly_rejected") or []
+        still = sorted(a for a, ok in par["artifacts"].items() if not ok and a not in newly)
+        if still:
+            print(f"moleport calibrate: note: parity still rejects {still} (rejected in the input bundle too; "
+                  f"they do not ship)", file=sys.stderr)
+        if newly:
+            print(f"moleport calibrate: REJECTED at the site threshold (optional precisions, no longer shipped): "
+                  f"{newly}", file=sys.stderr)
     print(f"wrote {args.out} (spec.json threshold {rep['threshold_after']:.4f}; calibration.json, calibration.md)")
     return 0

@@ -40,7 +40,12 @@ def _parity_line(est: dict[str, Any]) -> str:
     if par.get("passed"):
         verdict = "passed"
     elif par.get("ok"):
-        verdict = f"passed for the calibrated artifact; still rejected as in the input bundle: {failing}"
+        newly = par.get("newly_rejected") or []
+        still = [a for a in failing if a not in newly]
+        verdict = "passed for the calibrated artifact and every fp32/fp16 artifact"
+        verdict += f"; still rejected as in the input bundle: {still}" if still else ""
+        verdict += (f"; newly REJECTED at the site threshold (optional precision, no longer shipped): {newly}"
+                    if newly else "")
     else:
         verdict = f"FAILED ({len(par.get('violations', []))} violation(s); newly failing: {par.get('regressed')})"
     return (f"- parity (re-run on this bundle at the new threshold, split {par.get('split')}, n={par.get('n')}): "

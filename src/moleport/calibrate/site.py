@@ -320,9 +320,8 @@ def parity_verdicts(root: Path) -> dict[str, bool]:
 
 def rejudge(cfg: SiteConfig, out: Path, ckpt: Path | None, split: Path | None, rel: str,
             before: dict[str, bool]) -> dict[str, Any]:
-    """Run the parity harness on the new bundle (at its new threshold); a summary of the verdict. ``ok``: the
-    calibrated artifact passes and no artifact that passed in the input bundle (``before``) fails now (an artifact
-    the input's parity already rejected stays rejected and is not a new failure)."""
+    """Run the parity harness on the new bundle (at its new threshold); a summary of the verdict
+    (:func:`parity_outcome`)."""
     from moleport.data.manifest import ManifestError
     from moleport.parity.harness import ParityError, run_parity
 
@@ -332,11 +331,24 @@ def rejudge(cfg: SiteConfig, out: Path, ckpt: Path | None, split: Path | None, r
     except (ParityError, BundleError, ManifestError) as exc:
         raise CalibrationError(f"{out}: parity could not run on the calibrated bundle ({exc}); its parity.json still "
                                f"seals the input's manifest, so consumers refuse it") from exc
+    return parity_outcome(payload, before, rel)
+
+
+def parity_outcome(payload: dict[str, Any], before: dict[str, bool], rel: str) -> dict[str, Any]:
+    """The re-run's verdict against the input's (``before``): ``ok`` when the calibrated artifact ``rel`` passes and
+    no fp32/fp16 artifact that passed before fails now (``regressed``). An optional w8/int8 artifact that passed
+    before but fails at the site threshold is ``newly_rejected``: not shipped, reported, not fatal (as in make
+    export)."""
+    from moleport.parity.ship import REQUIRED_PRECISIONS
+
     android = (payload.get("ship") or {}).get("android") or {}
     after = {a: bool(v.get("passed")) for a, v in (payload.get("artifacts") or {}).items()}
-    regressed = sorted(a for a, ok in after.items() if before.get(a) and not ok)
+    precision = {a: v.get("precision") for a, v in (payload.get("artifacts") or {}).items()}
+    newly = sorted(a for a, ok in after.items() if before.get(a) and not ok)
+    regressed = [a for a in newly if precision.get(a) in REQUIRED_PRECISIONS]  # fatal, as in make export
+    rejected = [a for a in newly if a not in regressed]  # optional w8/int8: rejected at this threshold, not shipped
     return {"rerun": True, "passed": bool(payload["passed"]), "violations": list(payload["violations"]),
-            "artifacts": after, "artifacts_before": before, "regressed": regressed,
+            "artifacts": after, "artifacts_before": before, "regressed": regressed, "newly_rejected": rejected,
             "ok": after.get(rel, False) and not regressed,
             "split": payload.get("split"), "n": payload.get("n"), "threshold": payload.get("threshold"),
             "android_default": android.get("default"), "report": "parity.json"}

@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+#: Precisions whose parity failure fails the job that judged them (make export, make ship, moleport calibrate). The
+#: int8 and w8 variants are optional size/speed trade-offs: when they fail their gates they are *rejected* (listed
+#: loudly, never shipped), not fatal.
+REQUIRED_PRECISIONS = ("fp32", "fp16")
+
 #: App target -> the artifact format it runs.
 TARGETS = {"android": "tflite", "web": "tflite", "ios": "coreml", "executorch": "executorch"}
 
