@@ -224,8 +224,8 @@ def test_pte_with_flipped_weight_bytes_is_refused(bundle, tiny_pte, images, caps
 
 
 # --- case 3: an artifact that breaks its runtime -------------------------------------------------------------------
-def test_corrupt_pte_header_is_a_clear_error_not_a_dead_process(bundle, tiny_pte, images, capsys):
-    """Corrupt names in the program (the exporter's hash recorded, as if it had written a broken file)."""
+def corrupt_pte(bundle: Path, tiny_pte: bytes) -> Path:
+    """A .pte whose method name is not UTF-8, listed with its hash (as if the exporter had written it broken)."""
     (bundle / "executorch").mkdir()
     pte = bundle / "executorch" / "model_fp32.pte"
     data = bytearray(tiny_pte)
@@ -233,6 +233,12 @@ def test_corrupt_pte_header_is_a_clear_error_not_a_dead_process(bundle, tiny_pte
     data[i:i + 3] = b"\xff\xfe\xfd"
     pte.write_bytes(bytes(data))
     record_artifact(bundle, "executorch/model_fp32.pte", "executorch")
+    return pte
+
+
+def test_corrupt_pte_header_is_a_clear_error_not_a_dead_process(bundle, tiny_pte, images, capsys):
+    """Corrupt names in the program (the exporter's hash recorded, as if it had written a broken file)."""
+    pte = corrupt_pte(bundle, tiny_pte)
     code, _, err = predict(capsys, pte, images)
     assert code == 2 and str(pte) in err and "corrupt or unsupported artifact" in err
     assert "Traceback" not in err
@@ -243,13 +249,7 @@ def test_corrupt_pte_is_a_runner_error_in_parity_too(bundle, tiny_pte):
     from moleport.runtimes import executorch
     from moleport.runtimes.base import RunnerError
 
-    (bundle / "executorch").mkdir()
-    pte = bundle / "executorch" / "model_fp32.pte"
-    data = bytearray(tiny_pte)
-    i = data.find(b"forward")
-    data[i:i + 3] = b"\xff\xfe\xfd"
-    pte.write_bytes(bytes(data))
-    record_artifact(bundle, "executorch/model_fp32.pte", "executorch")
+    pte = corrupt_pte(bundle, tiny_pte)
     art = next(a for a in load_bundle(bundle).files if a.format == "executorch")
     runner = executorch.runner(art, load_bundle(bundle).spec)
     with pytest.raises(RunnerError, match="corrupt or unsupported artifact"):
