@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from moleport.argtypes import add_dataclass_arguments, cli
 from moleport.preprocess import melanoma_probability, normalize_batch
 from moleport.procstate import torch_threads
 from moleport.spec import SHADES_OF_GRAY as SOG_NAME
@@ -53,12 +54,14 @@ class AblationConfig:
     augment: bool
     color_constancy: str | None
     lr: float
-    budget_s: float = 420.0
-    max_images: int | None = None  # stop after this many image-steps (whichever of the two limits comes first)
+    budget_s: float = field(default=420.0, metadata=cli("training wall-clock seconds"))
+    max_images: int | None = field(default=None, metadata=cli(  # whichever of the two limits comes first
+        "stop after this many training image-steps"))
     batch_size: int = 32
-    val_nevi: int = 400  # val: every melanoma + this many nevi (the threshold depends on melanomas only)
+    val_nevi: int = field(default=400, metadata=cli(  # the threshold depends on melanomas only
+        "val: every melanoma + this many nevi"))
     target_sensitivity: float = 0.95
-    seed: int = 0
+    seed: int = field(default=0, metadata=cli("seed of weights, batches and the val subset"))
     arch: str = "mobilenet"
 
     @classmethod
@@ -193,15 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", required=True, help="lesion-grouped HAM split manifest .json")
     ap.add_argument("--external", required=True, help="external ImageFolder (evaluation only)")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--budget-s", type=float, default=420.0, help="training wall-clock seconds")
-    ap.add_argument("--max-images", type=int, default=None, help="stop after this many training image-steps")
-    ap.add_argument("--val-nevi", type=int, default=400)
+    tunable = add_dataclass_arguments(ap, AblationConfig, only=("budget_s", "max_images", "val_nevi", "seed"))
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--cache", default="artifacts/cache")
-    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    cfg = AblationConfig.of(a.variant, budget_s=a.budget_s, max_images=a.max_images, val_nevi=a.val_nevi,
-                            seed=a.seed)
+    cfg = AblationConfig.of(a.variant, **{name: getattr(a, name) for name in tunable})
     s = run_variant(cfg, Path(a.manifest), Path(a.external), Path(a.out), Path(a.cache), a.bootstrap)
     print(json.dumps({k: s[k] for k in ("train_images_seen", "train_seconds", "operating_point", "results")}, indent=1))
     return 0
