@@ -45,10 +45,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from moleport.argtypes import cli
 from moleport.data.arrays import load_split
 from moleport.data.manifest import load_manifest
 from moleport.models import quant
-from moleport.models.checkpoint import load_checkpoint, sha256_file
+from moleport.jsonio import sha256_file
+from moleport.models.checkpoint import load_checkpoint
 from moleport.preprocess import normalize_batch
 from moleport.spec import ModelSpec
 
@@ -64,15 +66,17 @@ class QatError(RuntimeError):
 class QatConfig:
     """How the int8 backbone is calibrated and fine-tuned (the defaults bound the CPU cost to a few minutes)."""
 
-    steps: int = 40  # optimiser steps of fine-tuning (0: post-training quantization only)
-    batch_size: int = 16
-    lr: float = 5e-5
-    optimizer: str = "adam"  # adam | sgd (momentum 0.9: steps proportional to the gradient)
-    observer_steps: int = 0  # observers (histogram ranges from calibration) adapt for the first N steps, then freeze
-    calib_n: int = 128  # training images for the observer warm start (PTQ calibration)
-    eval_every: int = 20
-    augment: bool = True
-    seed: int = 0
+    steps: int = field(default=40, metadata=cli("optimiser steps of fine-tuning (0: post-training quantization only)"))
+    batch_size: int = field(default=16, metadata=cli("images per fine-tuning step"))
+    lr: float = field(default=5e-5, metadata=cli("fine-tuning learning rate"))
+    optimizer: str = field(default="adam", metadata=cli(  # sgd: momentum 0.9, steps proportional to the gradient
+        "adam | sgd", choices=("adam", "sgd")))
+    observer_steps: int = field(default=0, metadata=cli(
+        "activation ranges (histogram, from calibration) adapt for the first N steps, then freeze"))
+    calib_n: int = field(default=128, metadata=cli("training images for the PTQ calibration / observer warm start"))
+    eval_every: int = field(default=20, metadata=cli("measure against the teacher on val every N steps"))
+    augment: bool = field(default=True, metadata=cli("flips/rotations of the fine-tuning batches (--no-augment: none)"))
+    seed: int = field(default=0, metadata=cli("seed of the calibration images and batches"))
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 2 or self.lr <= 0 or self.calib_n < 1 or self.eval_every < 1:
@@ -219,18 +223,24 @@ def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_di
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
+    import sys
+
+    from moleport.argtypes import add_dataclass_arguments, dataclass_from_args
+    from moleport.data.manifest import ManifestError
+    from moleport.models.checkpoint import CheckpointError
 
     ap = argparse.ArgumentParser(prog="python -m moleport.train.qat", description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", type=Path)
     ap.add_argument("--manifest", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    for f in QatConfig.__dataclass_fields__.values():
-        ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default) if f.type != "bool" else int,
-                        default=f.default)
+    add_dataclass_arguments(ap, QatConfig)
     a = ap.parse_args(argv)
-    cfg = QatConfig(**{k: (bool(v) if k == "augment" else v) for k, v in vars(a).items()
-                       if k in QatConfig.__dataclass_fields__})
-    res = quantize_checkpoint(a.checkpoint, a.manifest, a.out, cfg)
+    try:
+        cfg = dataclass_from_args(QatConfig, a)
+        res = quantize_checkpoint(a.checkpoint, a.manifest, a.out, cfg)
+    except (QatError, CheckpointError, ManifestError) as exc:
+        print(f"python -m moleport.train.qat: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({"ptq": res.ptq, "qat": res.qat}, indent=2))
     return 0
 
