@@ -33,5 +33,5 @@ def test_export_cli_logs_converters_and_prints_one_line_per_format(ckpt, tmp_pat
 
 def test_export_cli_refuses_an_unknown_format_without_writing(ckpt, tmp_path, capfd):
     code = moleport_main(["export", str(ckpt), "--out", str(tmp_path), "--name", "b", "--formats", "onnx,caffe"])
-    assert code == 2 and "unknown export format(s) ['caffe']" in capsys.readouterr().err
+    assert code == 2 and "unknown export format(s) ['caffe']" in capfd.readouterr().err
     assert not (tmp_path / "b").exists()
