@@ -92,7 +92,7 @@ def train_checkpoint(cfg: PipelineConfig, manifest: Path, root: Path) -> Path:
     return Path(run_dir) / "checkpoint.pt"
 
 
-def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path, root: Path) -> Path:
+def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
     """The int8 backbone both int8 artifacts are lowered from: calibrated, then fine-tuned (train split only)."""
     from moleport.train.qat import QatConfig, quantize_checkpoint
 
@@ -192,7 +192,7 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     t0 = time.perf_counter()
     manifest = prepare_manifest(cfg, root) if (cfg.ckpt is None or cfg.data or cfg.manifest) else None
     ckpt = cfg.ckpt or train_checkpoint(cfg, manifest, root)
-    program = quantize_int8(cfg, ckpt, manifest, root) if manifest is not None else None
+    program = quantize_int8(cfg, ckpt, manifest) if manifest is not None else None
     bundle = root / "export" / cfg.name
     t = _step(f"exporting {ckpt} -> {bundle}")
     result = export_logged(ckpt, bundle.parent, name=cfg.name, indent="    ", manifest=manifest, force=True,

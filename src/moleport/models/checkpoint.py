@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from moleport.jsonio import atomic_path
-from moleport.jsonio import sha256_file  # noqa: F401  (re-exported: train/qat.py imports it from here)
 from moleport.models.registry import CHECKPOINT_FORMAT, ModelError, build_model
 from moleport.spec import ModelSpec, SpecError
 
