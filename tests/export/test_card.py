@@ -26,11 +26,12 @@ def _result(auc, lo, sens, spec, n=(10, 20)):
 
 def test_performance_section_checks_the_targets_and_replaces_the_placeholder():
     spec = ModelSpec("mobilenet", threshold=0.1, temperature=1.2, color_constancy="shades-of-gray-p6")
-    results = {"test": _result(0.96, 0.955, 0.97, 0.80), "ext": _result(0.80, 0.75, 0.8, 0.5)}
+    results = {"test": _result(0.97, 0.965, 0.97, 0.80), "ext": _result(0.80, 0.75, 0.8, 0.5)}
     section = card.performance_section("tflite/model_fp32.tflite", spec, results,
                                        {"test": "in-distribution", "ext": "external"})
-    assert "| test (in-distribution) | 30 (10/20) | 0.960 [0.955, 0.970] |" in section
-    assert "auc ≥ 0.95 on test: 0.960 — met; demonstrated" in section
+    assert "| test (in-distribution) | 30 (10/20) | 0.970 [0.965, 0.980] |" in section
+    assert "auc ≥ 0.96 on test: 0.970 — met; demonstrated" in section
+    assert "in-distribution auc ≥ 0.96; in-distribution sensitivity ≥ 0.95" in section
     assert "sensitivity ≥ 0.95 on test: 0.970 — met; not demonstrated" in section  # lower bound 0.92
     assert "auc ≥ 0.85 on ext: 0.800 — **not met**" in section
     text = card.model_card("b", spec, {}, [], [])
@@ -39,3 +40,19 @@ def test_performance_section_checks_the_targets_and_replaces_the_placeholder():
     assert card.PERFORMANCE_PENDING not in filled and section.strip() in filled
     assert filled.index(card.PERFORMANCE_HEADING) < filled.index("## Known limits")
     assert card.with_performance(filled, "again").count(card.PERFORMANCE_HEADING) == 1
+
+
+def test_a_run_with_a_recipe_record_carries_it_into_the_card(tmp_path, monkeypatch):
+    spec = ModelSpec("mobilenet", threshold=0.1)
+    assert card.recipe_section(None) == "" and card.recipe_section("no-such-run") == ""
+    assert "## How the recipe was chosen" not in card.model_card("b", spec, {"run": {"name": "quick"}}, [], [])
+    monkeypatch.setattr(card, "RECIPES_DIR", tmp_path)
+    (tmp_path / "r1.md").write_text("| variant | AUC |\n|---|---|\n| a | 0.9 |\n", encoding="utf-8")
+    text = card.model_card("b", spec, {"run": {"name": "r1"}}, [], [])
+    assert "## How the recipe was chosen" in text and "| a | 0.9 |" in text
+    assert text.index("## How the recipe was chosen") < text.index(card.PERFORMANCE_HEADING)
+
+
+def test_the_ship_recipe_record_exists_and_names_its_commands():
+    text = card.recipe_section("ship")
+    assert "| variant |" in text and "make ship" in text

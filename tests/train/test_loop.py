@@ -17,7 +17,7 @@ def _cfg(tmp_path, **kw) -> RunConfig:
 
 
 def test_tiny_run_writes_everything(tmp_path, tiny_manifest):
-    run_dir = train_run(_cfg(tmp_path, augment=True), tiny_manifest)
+    run_dir = train_run(_cfg(tmp_path, augment=True, acquisition=0.5), tiny_manifest)
     for name in ("checkpoint.pt", "metrics.json", "confusion.png", "roc.png", "curves.png", "last.pt", "best.pt"):
         assert (run_dir / name).is_file(), name
     m = json.loads((run_dir / "metrics.json").read_text())

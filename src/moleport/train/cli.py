@@ -15,7 +15,7 @@ from moleport.train.config import RunConfig
 
 #: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 9th).
 RUN_OPTIONS = ("device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
-               "jitter", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity")
+               "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

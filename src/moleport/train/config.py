@@ -38,6 +38,9 @@ class RunConfig:
         default=False, metadata=cli("random flips and 90-degree rotations", action="store_true", default=False))
     jitter: float = field(  # per-image brightness/contrast/saturation factors in [1-jitter, 1+jitter]; 0 = off
         default=0.0, metadata=cli("colour jitter amount (brightness/contrast/saturation ±x)"))
+    acquisition: float = field(  # moleport.train.data.acquisition_shift strength; 0 = off
+        default=0.0, metadata=cli("acquisition-shift augmentation strength in [0, 1] (zoom/rotation, resolution loss, "
+                                  "gamma, white balance, dermoscope vignette, noise); 0 = off"))
     freeze_blocks: int = field(  # model.features[:k] frozen (no gradients, eval-mode BatchNorm); 0 = train all
         default=0, metadata=cli("freeze model.features[:N]"))
     color_constancy: str | None = field(  # ModelSpec.color_constancy of the trained model (e.g. shades-of-gray-p6)
@@ -78,6 +81,8 @@ class RunConfig:
             raise ConfigError(f"run {self.name!r}: target_sensitivity must be within (0, 1), got {self.target_sensitivity}")
         if not 0.0 <= self.jitter < 1.0:
             raise ConfigError(f"run {self.name!r}: jitter must be within [0, 1), got {self.jitter}")
+        if not 0.0 <= self.acquisition <= 1.0:
+            raise ConfigError(f"run {self.name!r}: acquisition must be within [0, 1], got {self.acquisition}")
         if self.freeze_blocks < 0:
             raise ConfigError(f"run {self.name!r}: freeze_blocks must be >= 0, got {self.freeze_blocks}")
         if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:

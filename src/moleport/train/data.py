@@ -66,6 +66,54 @@ def colour_jitter(x_u8: torch.Tensor, amount: float) -> torch.Tensor:
     return ((x - grey) * f[2] + grey).clamp(0.0, 255.0)
 
 
+def acquisition_shift(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Float NHWC 0..255 -> the same batch as another camera/dermoscope might have taken it (``strength`` in
+    (0, 1] scales every range and probability; 0 returns ``x``). Per image, on x's device, torch's global generator:
+
+    - zoom (random crop of 100-75 % side, i.e. a random resized crop) and rotation up to +-30 degrees, reflected
+      borders;
+    - resolution loss: down-sampled to 35-85 % of the side and back (bilinear), probability 0.5 — the ISIC-archive
+      images are ~180 px originals up-scaled;
+    - gamma exp(+-0.35) and per-channel gain exp(+-0.10) (white balance that colour constancy only partly undoes);
+    - a dermoscope's circular field of view (black outside a soft disc of radius 45-75 % of the side), p 0.25;
+    - sensor noise, Gaussian sigma 0-4 levels.
+    """
+    if strength <= 0:
+        return x
+    import math
+
+    import torch.nn.functional as F
+
+    n, s = x.shape[0], x.shape[1]
+    u = lambda *shape: torch.rand(*shape, device=x.device)  # noqa: E731
+    img = x.permute(0, 3, 1, 2)
+    zoom = 1.0 - 0.25 * strength * u(n)
+    angle = (u(n) * 2 - 1) * math.radians(30) * strength
+    shift = (u(2, n) * 2 - 1) * (1 - zoom)
+    cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[0]], 1), torch.stack([sin, cos, shift[1]], 1)], 1)
+    grid = F.affine_grid(theta, list(img.shape), align_corners=False)
+    img = F.grid_sample(img, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    low = u(n) < 0.5 * strength
+    if bool(low.any()):
+        side = max(8, int(s * (0.85 - 0.5 * strength * float(u(1)))))
+        small = F.interpolate(img[low], size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+        img[low] = F.interpolate(small, size=(s, s), mode="bilinear", align_corners=False)
+    img = img.clamp(0.0, 255.0)
+    gamma = torch.exp((u(n, 1, 1, 1) * 2 - 1) * 0.35 * strength)
+    gain = torch.exp((u(n, 3, 1, 1) * 2 - 1) * 0.10 * strength)
+    img = 255.0 * (img / 255.0) ** gamma * gain
+    ring = u(n) < 0.25 * strength
+    if bool(ring.any()):
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, s, device=x.device), torch.linspace(-1, 1, s, device=x.device),
+                                indexing="ij")
+        radius = (0.9 + 0.6 * u(n, 1, 1)) * 1.0  # 0.9-1.5 in [-1, 1] coordinates: 45-75 % of the side
+        disc = ((radius - torch.sqrt(xx ** 2 + yy ** 2)) / 0.05).clamp(0.0, 1.0)
+        img = torch.where(ring[:, None, None, None], img * disc[:, None], img)
+    img = img + torch.randn_like(img) * (4.0 * strength * u(n, 1, 1, 1))
+    return img.clamp(0.0, 255.0).permute(0, 2, 3, 1)
+
+
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1) -> list[torch.Tensor]:
     """Shuffled GLOBAL index batches, reproducible from (seed, epoch) so a resumed run sees the same order.
 

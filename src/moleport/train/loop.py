@@ -22,8 +22,8 @@ from moleport.models import ModelError, build_model, freeze_prefix, set_train_mo
 from moleport.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from moleport.spec import ModelSpec
 from moleport.train.config import RunConfig
-from moleport.train.data import (SplitTensors, augment, colour_jitter, epoch_batches, load_tensors, predict_logits,
-                                 to_input)
+from moleport.train.data import (SplitTensors, acquisition_shift, augment, colour_jitter, epoch_batches, load_tensors,
+                                 predict_logits, to_input)
 
 
 class TrainError(RuntimeError):
@@ -105,7 +105,8 @@ def train_one_epoch(model: nn.Module, step_fn, opt: torch.optim.Optimizer, data:
         idx = ctx.take(batch)
         idx_dev = idx.to(data.x.device)
         x_u8 = data.x[idx_dev]
-        x = to_input(colour_jitter(x_u8.to(device), cfg.jitter) if cfg.jitter else x_u8, spec, device)
+        x = colour_jitter(x_u8.to(device), cfg.jitter) if cfg.jitter else x_u8
+        x = to_input(acquisition_shift(x.to(device).float(), cfg.acquisition) if cfg.acquisition else x, spec, device)
         y = data.y[idx_dev].to(device, non_blocking=True)
         if cfg.augment:
             x = augment(x)

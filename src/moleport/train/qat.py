@@ -68,7 +68,7 @@ class QatConfig:
 
     steps: int = field(default=40, metadata=cli("optimiser steps of fine-tuning (0: post-training quantization only)"))
     batch_size: int = field(default=16, metadata=cli("images per fine-tuning step"))
-    lr: float = field(default=5e-5, metadata=cli("fine-tuning learning rate"))
+    lr: float = field(default=5e-6, metadata=cli("fine-tuning learning rate"))
     optimizer: str = field(default="adam", metadata=cli(  # sgd: momentum 0.9, steps proportional to the gradient
         "adam | sgd", choices=("adam", "sgd")))
     observer_steps: int = field(default=0, metadata=cli(
