@@ -31,7 +31,7 @@ def test_performance_section_checks_the_targets_and_replaces_the_placeholder():
                                        {"test": "in-distribution", "ext": "external"})
     assert "| test (in-distribution) | 30 (10/20) | 0.970 [0.965, 0.980] |" in section
     assert "auc ≥ 0.96 on test: 0.970 — met; demonstrated" in section
-    assert "in-distribution auc ≥ 0.96; in-distribution sensitivity ≥ 0.95" in section
+    assert "in-distribution AUC ≥ 0.96; in-distribution sensitivity ≥ 0.95" in section
     assert "sensitivity ≥ 0.95 on test: 0.970 — met; not demonstrated" in section  # lower bound 0.92
     assert "auc ≥ 0.85 on ext: 0.800 — **not met**" in section
     text = card.model_card("b", spec, {}, [], [])
