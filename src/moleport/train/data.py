@@ -107,7 +107,7 @@ def acquisition_shift(x: torch.Tensor, strength: float) -> torch.Tensor:
     if bool(ring.any()):
         yy, xx = torch.meshgrid(torch.linspace(-1, 1, s, device=x.device), torch.linspace(-1, 1, s, device=x.device),
                                 indexing="ij")
-        radius = (0.9 + 0.6 * u(n, 1, 1)) * 1.0  # 0.9-1.5 in [-1, 1] coordinates: 45-75 % of the side
+        radius = 0.9 + 0.6 * u(n, 1, 1)  # 0.9-1.5 in [-1, 1] coordinates: 45-75 % of the side
         disc = ((radius - torch.sqrt(xx ** 2 + yy ** 2)) / 0.05).clamp(0.0, 1.0)
         img = torch.where(ring[:, None, None, None], img * disc[:, None], img)
     img = img + torch.randn_like(img) * (4.0 * strength * u(n, 1, 1, 1))
