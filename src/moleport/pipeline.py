@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args
+from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args, positive_float
 from moleport.parity.ship import REQUIRED_PRECISIONS  # fp32/fp16 parity failures fail the job; w8/int8 are rejected
 from moleport.paths import artifacts_dir
 
@@ -47,6 +47,9 @@ class PipelineConfig:
     #: quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
     qat_steps: int | None = field(default=None, metadata=cli(
         "quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)"))
+    qat_lr: float | None = field(default=None, metadata=cli(  # None: QatConfig's
+        "learning rate of the int8 backbone's quantization-aware fine-tuning (default: QatConfig's)",
+        type=positive_float))
 
 
 def _step(title: str) -> float:
@@ -96,7 +99,8 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
     """The int8 backbone both int8 artifacts are lowered from: calibrated, then fine-tuned (train split only)."""
     from moleport.train.qat import QatConfig, quantize_checkpoint
 
-    qcfg = QatConfig() if cfg.qat_steps is None else QatConfig(steps=cfg.qat_steps)
+    given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr}
+    qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None})
     t = _step(f"int8 backbone: calibration + {qcfg.steps} quantization-aware fine-tuning steps (training split)")
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
     print(f"    {res.program} ({time.perf_counter() - t:.1f} s)")

@@ -44,15 +44,30 @@ def test_performance_section_checks_the_targets_and_replaces_the_placeholder():
 
 def test_a_run_with_a_recipe_record_carries_it_into_the_card(tmp_path, monkeypatch):
     spec = ModelSpec("mobilenet", threshold=0.1)
-    assert card.recipe_section(None) == "" and card.recipe_section("no-such-run") == ""
+    assert card.recipe_section(None) == "" and card.recipe_section({"name": "no-such-run"}) == ""
     assert "## How the recipe was chosen" not in card.model_card("b", spec, {"run": {"name": "quick"}}, [], [])
     monkeypatch.setattr(card, "RECIPES_DIR", tmp_path)
     (tmp_path / "r1.md").write_text("| variant | AUC |\n|---|---|\n| a | 0.9 |\n", encoding="utf-8")
-    text = card.model_card("b", spec, {"run": {"name": "r1"}}, [], [])
+    (tmp_path / "r1.json").write_text('{"arch": "mobilenet", "acquisition": 0.7}', encoding="utf-8")
+    run = {"name": "r1", "arch": "mobilenet", "acquisition": 0.7, "seed": 3}
+    text = card.model_card("b", spec, {"run": run}, [], [])
     assert "## How the recipe was chosen" in text and "| a | 0.9 |" in text
     assert text.index("## How the recipe was chosen") < text.index(card.PERFORMANCE_HEADING)
 
 
+def test_a_run_trained_with_other_values_does_not_get_the_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(card, "RECIPES_DIR", tmp_path)
+    (tmp_path / "r1.md").write_text("| variant | AUC |\n|---|---|\n| a | 0.9 |\n", encoding="utf-8")
+    (tmp_path / "r1.json").write_text('{"arch": "mobilenet", "acquisition": 0.7}', encoding="utf-8")
+    text = card.recipe_section({"name": "r1", "arch": "mobilenet", "acquisition": 0.0})
+    assert "| a | 0.9 |" not in text and "acquisition 0.0 (the record's: 0.7)" in text
+    (tmp_path / "r1.json").unlink()
+    text = card.recipe_section({"name": "r1", "arch": "mobilenet", "acquisition": 0.7})
+    assert "| a | 0.9 |" not in text and "r1.json" in text
+
+
 def test_the_ship_recipe_record_exists_and_names_its_commands():
-    text = card.recipe_section("ship")
+    from moleport.train.config import get_run
+
+    text = card.recipe_section(get_run("ship").to_dict())
     assert "| variant |" in text and "make ship" in text

@@ -37,14 +37,16 @@ def test_cli_flags_override_the_spec_options_of_a_profile(tmp_path):
     ship = get_run("ship")
     assert ship.color_constancy == "shades-of-gray-p6" and ship.calibrate and ship.freeze_blocks == 10
     args = _parse(["--run", "ship", "--data", "x", "--color-constancy", "none", "--no-calibrate", "--jitter", "0",
-                   "--freeze-blocks", "4", "--target-sensitivity", "0.97"])
+                   "--freeze-blocks", "4", "--target-sensitivity", "0.97", "--arch", "mobilenet_v2"])
     cfg = _overrides(args, ship, tmp_path)
-    assert (cfg.color_constancy, cfg.calibrate, cfg.jitter, cfg.freeze_blocks, cfg.target_sensitivity) == \
-        (None, False, 0.0, 4, 0.97)
+    assert (cfg.color_constancy, cfg.calibrate, cfg.jitter, cfg.freeze_blocks, cfg.target_sensitivity, cfg.arch) == \
+        (None, False, 0.0, 4, 0.97, "mobilenet_v2")
     untouched = _overrides(_parse(["--run", "ship", "--data", "x"]), ship, tmp_path)
     assert untouched.replace(out_dir=None, device="auto") == ship.replace(out_dir=None, device="auto")
     with pytest.raises(SystemExit):
         _parse(["--run", "ship", "--data", "x", "--color-constancy", "retinex"])
+    with pytest.raises(SystemExit):
+        _parse(["--run", "ship", "--data", "x", "--arch", "mobilenet_v9"])
 
 
 def test_cli_errors_are_clean(tmp_path, capsys):

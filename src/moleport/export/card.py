@@ -108,16 +108,35 @@ def with_performance(card_text: str, section: str) -> str:
     return f"{head}{sep}\n{section.strip()}\n{nxt}{tail}" if nxt else f"{head}{sep}\n{section.strip()}\n"
 
 
-#: Per training run, how its recipe was chosen (measured rows with their commands): ``<run name>.md`` here.
+#: Per training run, how its recipe was chosen (measured rows with their commands): ``<run name>.md`` here, with
+#: ``<run name>.json``, the run-config values that record documents (tests/train check them against runs.json).
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "recipes"
 
 
-def recipe_section(run_name: str | None) -> str:
-    """The card's "how this recipe was chosen" section for a training run that has a recipe record, else ""."""
-    path = RECIPES_DIR / f"{run_name}.md" if run_name else None
-    if path is None or not path.is_file():
+def _recipe_differences(run: dict[str, Any], documented: dict[str, Any]) -> list[str]:
+    return [f"{key} {run.get(key)!r} (the record's: {value!r})" for key, value in documented.items()
+            if run.get(key) != value]
+
+
+def recipe_section(run: dict[str, Any] | None) -> str:
+    """The card's "how this recipe was chosen" section for a checkpoint's training-run config (``meta['run']``).
+
+    Empty when the run has no recipe record; a warning instead of the record when the checkpoint was trained with
+    other values than those the record documents (e.g. ``--run ship --acquisition 0``)."""
+    name = (run or {}).get("name")
+    md, values = (RECIPES_DIR / f"{name}.md", RECIPES_DIR / f"{name}.json") if name else (None, None)
+    if md is None or not md.is_file():
         return ""
-    return f"\n## How the recipe was chosen\nFrom `src/moleport/train/recipes/{path.name}`:\n\n{path.read_text(encoding='utf-8').strip()}\n"
+    rel = f"src/moleport/train/recipes/{md.name}"
+    documented = json.loads(values.read_text(encoding="utf-8")) if values.is_file() else None
+    if documented is None:
+        return (f"\n## How the recipe was chosen\n`{rel}` has no `{values.name}` saying which configuration it "
+                f"documents, so it is not copied here.\n")
+    differs = _recipe_differences(run, documented)
+    if differs:
+        return (f"\n## How the recipe was chosen\nThis checkpoint was trained as run `{name}` but with "
+                f"{', '.join(differs)}, so the run's recipe record (`{rel}`) does not describe it.\n")
+    return f"\n## How the recipe was chosen\nFrom `{rel}`:\n\n{md.read_text(encoding='utf-8').strip()}\n"
 
 
 def model_card(name: str, spec: ModelSpec, meta: dict[str, Any], files: list[dict], failures: list[dict]) -> str:
@@ -149,7 +168,7 @@ you trained on before distributing the model. The model weights are released und
 `clinical`: melanoma is the positive class (recall = melanoma sensitivity). `paper`: nevus is positive, as in the paper's Keras setup.
 
 {_metrics_section(meta.get('metrics'))}
-{recipe_section((meta.get('run') or {}).get('name'))}
+{recipe_section(meta.get('run'))}
 {PERFORMANCE_HEADING}
 
 {PERFORMANCE_PENDING}

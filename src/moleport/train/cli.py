@@ -13,8 +13,8 @@ from moleport.argtypes import add_dataclass_arguments
 from moleport.paths import artifacts_dir
 from moleport.train.config import RunConfig
 
-#: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 9th).
-RUN_OPTIONS = ("device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
+#: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 10th).
+RUN_OPTIONS = ("arch", "device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
                "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity")
 
 
@@ -27,11 +27,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     which.add_argument("--list", action="store_true", help="list the runs and exit")
     p.add_argument("--data", help="split manifest .json, or a source folder (a manifest is built from it)")
     p.add_argument("--out", type=Path, default=None, help="parent folder of run folders (default artifacts/train)")
-    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[:9], override=True)
+    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[:10], override=True)
     p.add_argument("--distributed", type=int, metavar="N",
                    help="re-run this command under torchrun with N local processes (--run: data-parallel, "
                         "--grid: runs spread over the processes)")
-    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[9:], override=True)
+    add_dataclass_arguments(p, RunConfig, only=RUN_OPTIONS[10:], override=True)
     p.set_defaults(func=main)
     return p
 

@@ -27,7 +27,8 @@ class RunConfig:
 
     # ``cli(...)``: the field's ``moleport train`` option (moleport.train.cli), which overrides the run's value.
     name: str
-    arch: str
+    arch: str = field(metadata=cli("architecture from moleport.models (overrides the run's)",
+                                   choices=sorted(ARCHITECTURES)))
     epochs: int = field(metadata=cli("override the run's epochs"))
     batch_size: int
     lr: float

@@ -1,0 +1,39 @@
+"""The pipeline's options reach the stages they configure (no training: the stage is replaced by a recorder)."""
+from pathlib import Path
+
+import pytest
+
+from moleport import pipeline
+from moleport.train.qat import QatConfig
+
+
+def _config(argv):
+    """The PipelineConfig ``python -m moleport.pipeline ARGV`` would run (run_pipeline replaced)."""
+    seen = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "run_pipeline", lambda cfg: seen.setdefault("cfg", cfg) and 0)
+        pipeline.main(argv)
+    return seen["cfg"]
+
+
+@pytest.mark.parametrize("argv, steps, lr", [
+    ([], QatConfig().steps, QatConfig().lr),
+    (["--qat-steps", "0"], 0, QatConfig().lr),
+    (["--qat-steps", "7", "--qat-lr", "1e-4"], 7, 1e-4),
+])
+def test_qat_options_reach_the_int8_step(monkeypatch, tmp_path, argv, steps, lr):
+    seen = {}
+
+    def record(ckpt, manifest, out, qcfg):
+        seen["cfg"] = qcfg
+        return type("R", (), {"program": Path(out) / "program.pt2"})()
+
+    monkeypatch.setattr("moleport.train.qat.quantize_checkpoint", record)
+    pipeline.quantize_int8(_config(argv), tmp_path / "ckpt" / "checkpoint.pt", tmp_path / "m.json")
+    assert (seen["cfg"].steps, seen["cfg"].lr) == (steps, lr)
+
+
+def test_a_bad_qat_rate_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        _config(["--qat-lr", "0"])
+    assert "--qat-lr" in capsys.readouterr().err
