@@ -203,3 +203,24 @@ if __name__ != "__main__":
 
 if __name__ == "__main__":
     _worker(sys.argv[1], sys.argv[2])
+
+
+def test_a_failed_join_puts_the_thread_count_back(monkeypatch):
+    import torch
+
+    from moleport.train import distributed as D
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("rendezvous refused")
+
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.setattr(D.dist, "init_process_group", refuse)
+    from moleport.procstate import torch_threads
+
+    with torch_threads(max(3, (os.cpu_count() or 1) // 4 + 2)) as before:  # not the count a rank would get
+        with pytest.raises(RuntimeError, match="rendezvous refused"):
+            with D.process_group("gloo"):
+                pass
+        assert torch.get_num_threads() == before

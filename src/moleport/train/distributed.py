@@ -17,6 +17,7 @@ distribution, not bit for bit; one with neither dropout nor BatchNorm matches to
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -28,6 +29,8 @@ from typing import Any, Iterator
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from moleport.procstate import torch_threads
 
 
 @dataclass(frozen=True)
@@ -103,19 +106,16 @@ def process_group(backend: str, timeout_s: float = 3600.0) -> Iterator[DistConte
                           backend=dist.get_backend())
         return
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    threads = torch.get_num_threads()
     cuda_dev = torch.cuda.current_device() if torch.cuda.is_available() else None
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    if backend == "nccl":
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
-    dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
-    try:
-        yield DistContext(rank=rank, world=world, local_rank=local_rank, backend=backend)
-    finally:
-        dist.destroy_process_group()
-        torch.set_num_threads(threads)
+    with contextlib.ExitStack() as stack:  # threads and the CUDA device come back also when joining fails
+        stack.enter_context(torch_threads(max(1, (os.cpu_count() or 1) // local_world)))
         if cuda_dev is not None:
-            torch.cuda.set_device(cuda_dev)
+            stack.callback(torch.cuda.set_device, cuda_dev)
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
+        stack.callback(dist.destroy_process_group)
+        yield DistContext(rank=rank, world=world, local_rank=local_rank, backend=backend)
 
 
 def wrap_model(model: nn.Module, device: torch.device, ctx: DistContext) -> tuple[nn.Module, nn.Module]:
