@@ -113,6 +113,16 @@ def with_performance(card_text: str, section: str) -> str:
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "recipes"
 
 
+#: What the card says beside the architecture name (the paper's Table 2 models are MobileNet(V1), AlexNet, ResNet,
+#: VGG16 and VGG19).
+_ARCH_NOTES = {
+    "mobilenet": " (MobileNetV1, the paper's winner in Orhan & Yavşan 2023)",
+    "mobilenet_v2": " (MobileNetV2; the paper's winner is MobileNetV1, Orhan & Yavşan 2023)",
+    "alexnet": " (as in Orhan & Yavşan 2023)", "resnet50": " (as in Orhan & Yavşan 2023)",
+    "vgg16": " (as in Orhan & Yavşan 2023)", "vgg19": " (as in Orhan & Yavşan 2023)",
+}
+
+
 def _recipe_differences(run: dict[str, Any], documented: dict[str, Any]) -> list[str]:
     return [f"{key} {run.get(key)!r} (the record's: {value!r})" for key, value in documented.items()
             if run.get(key) != value]
@@ -151,7 +161,7 @@ estimates P(melanoma) vs P(nevus) for one dermoscopic-style image. **It is not a
 not replace examination by a dermatologist; a low score does not rule out melanoma.
 
 ## Model
-- Architecture: `{spec.architecture}` (reproduction of Orhan & Yavşan 2023), one sigmoid output.
+- Architecture: `{spec.architecture}`{_ARCH_NOTES.get(spec.architecture, '')}, one sigmoid output.
 - Input (every artifact): RGB, {spec.input_size}x{spec.input_size}, float32 values 0–255, resized by
   `{spec.resize_rule}`; colour constancy ({spec.color_constancy or 'none'}) and normalisation (mean {list(spec.mean)},
   std {list(spec.std)} on 0–1 values) happen inside the graph, as does the temperature ({spec.temperature:.4g}).
