@@ -7,12 +7,12 @@ import torch
 from moleport.models import ARCHITECTURES, ModelError, build_backbone, build_model
 from moleport.models.mobilenet_v1 import keras_state_dict_to_moleport
 
-LIGHT = ["alexnet", "mobilenet", "mobilenet_v2", "mobilenet_v3_large"]
+LIGHT = ["alexnet", "mobilenet", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_lite0"]
 HEAVY = ["resnet50", "vgg16", "vgg19"]
 ALL = LIGHT + HEAVY  # all build and step at 64x64 in a few seconds each on CPU
 
 
-def test_registry_lists_the_seven_architectures():
+def test_registry_lists_the_eight_architectures():
     assert set(ARCHITECTURES) == set(LIGHT + HEAVY)
 
 
@@ -84,12 +84,36 @@ def test_mobilenet_v1_keras_names_map_and_graph_is_exportable():
     assert ep.module()(torch.randn(1, 3, 224, 224)).shape == (1, 1)
 
 
+def test_efficientnet_lite_names_map_and_stride2_padding_is_tf_same():
+    from torch.nn import functional as F
+
+    from moleport.models.efficientnet_lite import conv_bn, lite_state_dict_to_moleport
+
+    m = build_backbone("efficientnet_lite0")
+    lite = {"_conv_stem.weight": torch.zeros(32, 3, 3, 3), "_bn0.running_var": torch.ones(32),
+            "_blocks.0._depthwise_conv.weight": torch.zeros(32, 1, 3, 3), "_blocks.15._bn2.bias": torch.zeros(320),
+            "_blocks.1._expand_conv.weight": torch.zeros(96, 16, 1, 1), "_conv_head.weight": torch.zeros(1280, 320, 1, 1),
+            "_bn1.weight": torch.ones(1280), "_fc.weight": torch.zeros(1000, 1280)}
+    own = m.state_dict()
+    for k, v in lite_state_dict_to_moleport(lite).items():
+        assert own[k].shape == v.shape, k
+    with pytest.raises(KeyError, match="_se_reduce"):
+        lite_state_dict_to_moleport({"_blocks.1._se_reduce.weight": torch.zeros(1)})
+    for kernel, size in [(3, 224), (5, 56), (3, 14), (5, 28)]:  # TF 'SAME': pad total max(k - s, 0) on even inputs
+        block = conv_bn(4, 4, kernel, 2).eval()
+        x = torch.randn(1, 4, size, size)
+        total = kernel - 2
+        same = F.conv2d(F.pad(x, (total // 2, total - total // 2) * 2), block.conv.weight, stride=2)
+        torch.testing.assert_close(block[:2](x), same)
+    assert ARCHITECTURES["efficientnet_lite0"].mean == (127 / 255,) * 3
+
+
 def _imagenet_labels(weights_dir):
     return (weights_dir / "testdata" / "imagenet_labels.txt").read_text().splitlines()[1:]  # drop background
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("arch", ["mobilenet", "mobilenet_v2"])
+@pytest.mark.parametrize("arch", ["mobilenet", "mobilenet_v2", "efficientnet_lite0"])
 def test_shared_imagenet_weights_classify_testdata(arch, weights_dir):
     from moleport.preprocess import load_image, normalize_batch
     from moleport.spec import ModelSpec
@@ -97,7 +121,8 @@ def test_shared_imagenet_weights_classify_testdata(arch, weights_dir):
     labels = _imagenet_labels(weights_dir)
     files = {"parrot.jpg": "macaw", "hot_dog.jpg": "hotdog", "cat.bmp": "Egyptian cat"}
     x = normalize_batch(torch.from_numpy(
-        __import__("numpy").stack([load_image(weights_dir / "testdata" / f) for f in files])), ModelSpec(arch))
+        __import__("numpy").stack([load_image(weights_dir / "testdata" / f) for f in files])),
+        ModelSpec(arch, mean=ARCHITECTURES[arch].mean, std=ARCHITECTURES[arch].std))
     model = build_backbone(arch, "imagenet").eval()
     with torch.no_grad():
         top = model(x).argmax(1).tolist()
@@ -115,6 +140,19 @@ def test_mobilenet_v1_matches_the_shared_reference_module(weights_dir):
     ref = mod.MobileNetV1Keras()
     ref.load_state_dict(sd)
     ours = build_backbone("mobilenet", "imagenet")
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), ref.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.shared
+def test_efficientnet_lite0_matches_the_shared_reference_module(weights_dir):
+    spec = importlib.util.spec_from_file_location("_shared_lite0_ref", weights_dir / "efficientnet_lite0.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ref = mod.EfficientNetLite0()
+    ref.load_state_dict(torch.load(weights_dir / "efficientnet_lite0_imagenet.pth", weights_only=True))
+    ours = build_backbone("efficientnet_lite0", "imagenet")
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(ours.eval()(x), ref.eval()(x), rtol=1e-4, atol=1e-4)

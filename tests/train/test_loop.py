@@ -47,6 +47,16 @@ def test_resume_continues_from_last_epoch(tmp_path, tiny_manifest, capsys):
         torch.testing.assert_close(b.model.state_dict()[k], v, msg=k)
 
 
+def test_the_spec_carries_the_normalisation_of_the_architecture(tmp_path):
+    from moleport.models.efficientnet_lite import LITE_MEAN, LITE_STD
+    from moleport.spec import IMAGENET_MEAN
+    from moleport.train.loop import _prepare
+
+    _, _, spec = _prepare(_cfg(tmp_path, arch="efficientnet_lite0", freeze_blocks=12), torch.device("cpu"))
+    assert (spec.architecture, spec.mean, spec.std) == ("efficientnet_lite0", LITE_MEAN, LITE_STD)
+    assert _prepare(_cfg(tmp_path), torch.device("cpu"))[2].mean == IMAGENET_MEAN
+
+
 def test_spec_options_travel_into_the_checkpoint(tmp_path, tiny_manifest):
     """colour constancy, calibration, colour jitter and a frozen prefix: the spec carries what the run trained with."""
     from moleport.preprocess import melanoma_probability

@@ -1,4 +1,5 @@
 """Model builders (paper Figure 3: one-logit head) and checkpoints."""
+from moleport.models.efficientnet_lite import EfficientNetLite0
 from moleport.models.mobilenet_v1 import MobileNetV1, keras_state_dict_to_moleport
 from moleport.models.registry import (
     ARCHITECTURES,
@@ -13,5 +14,5 @@ from moleport.models.registry import (
     set_train_mode,
 )
 
-__all__ = ["ARCHITECTURES", "Architecture", "MobileNetV1", "ModelError", "build_backbone", "build_model", "freeze_prefix", "set_train_mode",
+__all__ = ["ARCHITECTURES", "Architecture", "EfficientNetLite0", "MobileNetV1", "ModelError", "build_backbone", "build_model", "freeze_prefix", "set_train_mode",
            "get_architecture", "keras_state_dict_to_moleport", "read_state_dict", "replace_head"]

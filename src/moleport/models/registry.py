@@ -1,13 +1,15 @@
-"""The seven architectures with the paper's Figure 3 revision: the 1000-class top becomes ONE logit.
+"""The paper's five architectures and three mobile ones, with the paper's Figure 3 revision: the 1000-class top
+becomes ONE logit.
 
 ``sigmoid(logit) = P(melanoma)``; train with ``BCEWithLogitsLoss``. Weights:
 
 - ``None`` / ``"none"``: random initialisation;
-- ``"imagenet"``: for ``mobilenet`` / ``mobilenet_v2`` the converted files in
-  ``../shared/weights`` (see its SOURCES.md); for the torchvision architectures the official
+- ``"imagenet"``: for ``mobilenet`` / ``mobilenet_v2`` / ``efficientnet_lite0`` the converted files in
+  ``../shared/weights`` (see its SOURCES.md), with the input normalisation each expects (``Architecture.mean``
+  / ``std``, which training writes into the ModelSpec); for the torchvision architectures the official
   torchvision file, used only when it is already in the torch hub cache (never downloaded);
-- a path to a local state_dict (ImageNet 1000-class, a 1-logit model, Keras-named MobileNetV1
-  or a moleport checkpoint).
+- a path to a local state_dict (ImageNet 1000-class, a 1-logit model, Keras-named MobileNetV1,
+  ``efficientnet_lite_pytorch``-named EfficientNet-Lite0 or a moleport checkpoint).
 """
 from __future__ import annotations
 
@@ -19,8 +21,11 @@ import torch
 import torchvision
 from torch import nn
 
+from moleport.models.efficientnet_lite import (LITE_MEAN, LITE_STD, EfficientNetLite0, is_lite_state_dict,
+                                               lite_state_dict_to_moleport)
 from moleport.models.mobilenet_v1 import MobileNetV1, is_keras_state_dict, keras_state_dict_to_moleport
 from moleport.paths import shared_dir
+from moleport.spec import IMAGENET_MEAN, IMAGENET_STD
 
 CHECKPOINT_FORMAT = "moleport-checkpoint-v1"
 
@@ -38,6 +43,9 @@ class Architecture:
     head: str  # dotted path of the final Linear that is replaced by a 1-logit Linear
     torchvision_weights: str | None = None  # e.g. "AlexNet_Weights" (hub-cache lookup)
     shared_weights: str | None = None  # file name under ../shared/weights
+    #: input normalisation (on 0..1 pixels) the ImageNet weights expect; training puts it into the ModelSpec
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
     def __call__(self, weights: str | Path | None = None) -> nn.Module:
         return build_model(self.name, weights)
@@ -56,6 +64,8 @@ ARCHITECTURES: dict[str, Architecture] = {
                               shared_weights="mobilenet_v1_keras_tflite_qat_imagenet.pth"),
     "mobilenet_v2": Architecture("mobilenet_v2", _tv("mobilenet_v2"), "classifier.1", "MobileNet_V2_Weights",
                                  shared_weights="mobilenet_v2_tflite_qat_imagenet.pth"),
+    "efficientnet_lite0": Architecture("efficientnet_lite0", EfficientNetLite0, "classifier",
+                                       shared_weights="efficientnet_lite0_imagenet.pth", mean=LITE_MEAN, std=LITE_STD),
     "mobilenet_v3_large": Architecture("mobilenet_v3_large", _tv("mobilenet_v3_large"), "classifier.3",
                                        "MobileNet_V3_Large_Weights"),
     "resnet50": Architecture("resnet50", _tv("resnet50"), "fc", "ResNet50_Weights"),
@@ -118,7 +128,14 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ModelError(f"{p}: not a state_dict (a dict of tensors)")
-    return keras_state_dict_to_moleport(obj) if is_keras_state_dict(obj) else obj
+    if is_keras_state_dict(obj):
+        return keras_state_dict_to_moleport(obj)
+    if is_lite_state_dict(obj):
+        try:
+            return lite_state_dict_to_moleport(obj)
+        except KeyError as exc:
+            raise ModelError(f"{p}: not an EfficientNet-Lite0 state_dict ({exc.args[0]})") from exc
+    return obj
 
 
 def build_backbone(arch: str, weights: str | Path | None = None) -> nn.Module:

@@ -162,11 +162,13 @@ def _run_variant(cfg: AblationConfig, manifest_path: Path, external: Path, out_d
     from moleport.evaluate.evaluation import write_evaluation, write_json
     from moleport.evaluate.operating_point import choose_operating_point
     from moleport.evaluate.predictors import Predictor
+    from moleport.models import get_architecture
     from moleport.models.checkpoint import save_checkpoint
 
     t0 = time.perf_counter()
     sets = load_sets(manifest_path, external, cfg, cache)
-    spec = ModelSpec(cfg.arch, color_constancy=cfg.color_constancy)
+    arch = get_architecture(cfg.arch)
+    spec = ModelSpec(cfg.arch, color_constancy=cfg.color_constancy, mean=arch.mean, std=arch.std)
     model, log = train_budgeted(cfg, np.asarray(sets["train"][1]), sets["train"][2], spec)
     p = {k: predict(model, sets[k][1], spec) for k in ("val", "test", "external")}
     op = choose_operating_point(sets["val"][2], p["val"], cfg.target_sensitivity)

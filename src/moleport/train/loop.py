@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from moleport.data.manifest import Manifest, load_manifest
-from moleport.models import ModelError, build_model, freeze_prefix, set_train_mode
+from moleport.models import ModelError, build_model, freeze_prefix, get_architecture, set_train_mode
 from moleport.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from moleport.spec import ModelSpec
 from moleport.train.config import RunConfig
@@ -223,7 +223,10 @@ def _prepare(cfg: RunConfig, device: torch.device) -> tuple[nn.Module, torch.opt
     except ModelError as exc:
         raise TrainError(f"run {cfg.name!r}: {exc}") from exc
     opt = torch.optim.Adam(trainable, lr=cfg.lr)
-    return model, opt, ModelSpec(cfg.arch, input_size=cfg.input_size, color_constancy=cfg.color_constancy)
+    arch = get_architecture(cfg.arch)  # the normalisation its ImageNet weights expect
+    spec = ModelSpec(cfg.arch, input_size=cfg.input_size, color_constancy=cfg.color_constancy, mean=arch.mean,
+                     std=arch.std)
+    return model, opt, spec
 
 
 def _start_state(cfg: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, manifest: Manifest,
