@@ -37,3 +37,10 @@ def test_a_bad_qat_rate_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         _config(["--qat-lr", "0"])
     assert "--qat-lr" in capsys.readouterr().err
+
+
+def test_a_partial_parity_run_is_printed_from_its_own_report(tmp_path):
+    """make ship EXPORT_ARGS="--limit 300" used to stop after parity, reading a parity.md that a partial run
+    never writes."""
+    assert pipeline.parity_markdown(tmp_path, {"partial": True}) == tmp_path / "parity-partial.md"
+    assert pipeline.parity_markdown(tmp_path, {"partial": False}) == tmp_path / "parity.md"

@@ -107,6 +107,14 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
     return res.program
 
 
+def parity_markdown(bundle: Path, parity: dict) -> Path:
+    """The Markdown report that ``parity`` was written to: parity.md, or parity-partial.md for a partial run
+    (``--limit``), which never replaces the full verdicts."""
+    from moleport.parity.harness import FULL_STEM, PARTIAL_STEM
+
+    return bundle / f"{PARTIAL_STEM if parity.get('partial') else FULL_STEM}.md"
+
+
 def parity_verdicts(parity: dict | None) -> dict[str, bool]:
     """artifact path -> passed, from parity.json's per-artifact verdicts (every runtime row of it passed)."""
     return {path: bool(v["passed"]) for path, v in (parity or {}).get("artifacts", {}).items()}
@@ -206,7 +214,7 @@ def run_pipeline(cfg: PipelineConfig) -> int:
     if cfg.parity:
         t = _step("parity: every artifact in its own runtime vs the PyTorch reference")
         parity = run_parity(bundle, split_manifest=manifest, limit=cfg.limit)
-        print((bundle / "parity.md").read_text())
+        print(parity_markdown(bundle, parity).read_text(encoding="utf-8"))
         print(f"    ({time.perf_counter() - t:.1f} s)")
     if cfg.externals or manifest is not None:
         t = _step("evaluating the shipped artifact (test split + external data) for MODEL_CARD.md")

@@ -132,6 +132,20 @@ def test_int8_auc_gate():
     assert row["flips"] == 0 and len(v) == 1 and "|Δ AUC|" in v[0]
 
 
+def test_auc_gate_has_a_floor_of_min_images_swapped_pairs():
+    """32 images (17 melanoma / 15 nevus): one swap of two tied scores moves the AUC by 1/255 = 0.0039 > 0.003."""
+    y = np.array([1] * 17 + [0] * 15)
+    p_ref = np.linspace(0.2, 0.8, 32)
+    p_ref[0], p_ref[17] = 0.6500, 0.6501  # a melanoma and a nevus, almost tied, far from the threshold 0.5
+    swapped = p_ref.copy()
+    swapped[0], swapped[17] = 0.6501, 0.6500
+    g = Gates().reduced("fp16")
+    assert g.floor_auc(17, 15) == pytest.approx(3 / 255) and g.floor_auc(223, 1341) == g.max_abs_dauc
+    row = _row("fp16", y, p_ref, swapped)
+    assert abs(row["delta"]["auc"]) == pytest.approx(1 / 255) and judge(row, Gates()) == []
+    assert any("|Δ AUC|" in s for s in judge(row, Gates(fp16_min_images=0)))
+
+
 def test_error_row_is_always_a_violation():
     v = judge(_row("fp32", [1], [0.5], [0.5], status="error"), Gates())
     assert v and "truncated" in v[0]
