@@ -157,3 +157,29 @@ def test_unknown_colour_constancy_in_a_bundle_spec_is_refused(tmp_path, tiny_ima
     (bundle / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(EvaluationError, match="color_constancy"):
         evaluate_model(bundle / "model.onnx", tiny_imagefolder, tmp_path / "o", n_boot=10)
+
+
+def test_an_ensemble_averages_the_logits_of_its_members(tmp_path, tiny_imagefolder, tiny_checkpoint, capsys):
+    import torch
+
+    from moleport.cli import main
+    from moleport.evaluate.dataset import load_pixels, open_eval_items
+    from moleport.evaluate.predictors import load_predictor
+    from moleport.models import build_model
+    from moleport.models.checkpoint import save_checkpoint
+    from moleport.spec import ModelSpec
+
+    torch.manual_seed(1)
+    other = save_checkpoint(tmp_path / "other.pt", build_model("mobilenet_v2").eval(), ModelSpec("mobilenet_v2"),
+                            manifest_sha256=None)
+    x = load_pixels(open_eval_items(tiny_imagefolder), 224)
+    a, b = (load_predictor(m).predict(x) for m in (tiny_checkpoint, other))
+    ens = load_predictor([tiny_checkpoint, other])
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    np.testing.assert_allclose(logit(ens.predict(x)), (logit(a) + logit(b)) / 2, rtol=1e-6, atol=1e-6)
+    assert ens.spec.architecture == "ensemble(mobilenet, mobilenet_v2)" and ens.kind == "ensemble of 2"
+    out = tmp_path / "e"
+    args = ["evaluate", str(tiny_checkpoint), str(other), "--data", str(tiny_imagefolder), "--out", str(out)]
+    assert main(args + ["--bootstrap", "20"]) == 2 and "no threshold of its own" in capsys.readouterr().err
+    assert main(args + ["--bootstrap", "20", "--threshold", "0.5"]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["model"]["architecture"].startswith("ensemble(")

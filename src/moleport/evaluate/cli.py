@@ -22,7 +22,9 @@ def register(subparsers) -> None:
         "evaluate", help="AUC / sensitivity / specificity with bootstrap CIs, ROC, calibration, reports",
         description="Evaluate a checkpoint (.pt) or exported artifact (.tflite/.onnx/.pte/.mlpackage, run in its "
                     "own runtime with the bundle's spec.json) on a data source or a split manifest.")
-    p.add_argument("model", help="checkpoint .pt or artifact inside an export bundle")
+    p.add_argument("model", nargs="+", help="checkpoint .pt or artifact inside an export bundle; two or more: "
+                                           "their logit average (an ensemble; needs --target-sensitivity or "
+                                           "--threshold)")
     p.add_argument("--data", required=True, help="data source folder (CSV/ImageFolder/preset) or split manifest .json")
     p.add_argument("--out", required=True, help="output folder (evaluation.json, roc.png, reliability.png, report.*)")
     p.add_argument("--preset", default=None, help="data source preset (e.g. paper)")
@@ -42,6 +44,9 @@ def register(subparsers) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if len(args.model) > 1 and args.target_sensitivity is None and args.threshold is None:
+        raise EvaluationError(f"an ensemble of {len(args.model)} models has no threshold of its own: pass "
+                              f"--target-sensitivity (chosen on val) or --threshold")
     if args.target_sensitivity is None:
         if args.external or args.calibrate:
             raise EvaluationError("--external and --calibrate need --target-sensitivity (operating-point mode)")

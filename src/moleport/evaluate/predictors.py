@@ -150,8 +150,41 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     return Predictor(spec, fmt, path, runner)
 
 
-def load_predictor(model: str | Path, threads: int = 2) -> Predictor:
-    """A :class:`Predictor` for a checkpoint (``.pt``) or an artifact (``.onnx/.tflite/.pte/.mlpackage``)."""
+class EnsembleRunner:
+    """P(melanoma) of several models as ``sigmoid(mean of their logits)`` (each model's own temperature applied)."""
+
+    def __init__(self, members: list[Predictor]):
+        self.members = members
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        eps = 1e-12
+        logits = []
+        for m in self.members:
+            p = np.clip(np.asarray(m.runner.predict(x), dtype=np.float64), eps, 1.0 - eps)
+            logits.append(np.log(p) - np.log1p(-p))
+        return 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0)))
+
+
+def _ensemble_predictor(models: list[str | Path], threads: int) -> Predictor:
+    """One :class:`Predictor` averaging the logits of ``models`` (all at one input size). Its spec is the first
+    model's with ``architecture`` naming the members and threshold 0.5: choose one on val (--target-sensitivity)."""
+    members = [load_predictor(m, threads) for m in models]
+    sizes = {m.spec.input_size for m in members}
+    if len(sizes) > 1:
+        raise EvaluationError(f"cannot average models of different input sizes: "
+                              f"{', '.join(f'{m.path} ({m.spec.input_size})' for m in members)}")
+    name = "ensemble(" + ", ".join(m.spec.architecture for m in members) + ")"
+    spec = members[0].spec.replace(architecture=name, threshold=0.5, temperature=1.0)
+    return Predictor(spec, f"ensemble of {len(members)}", members[0].path, EnsembleRunner(members))
+
+
+def load_predictor(model, threads: int = 2) -> Predictor:
+    """A :class:`Predictor` for a checkpoint (``.pt``) or an artifact (``.onnx/.tflite/.pte/.mlpackage``); for a
+    list of two or more of them, their logit average (:class:`EnsembleRunner`)."""
+    if isinstance(model, (list, tuple)):
+        if len(model) > 1:
+            return _ensemble_predictor(list(model), threads)
+        model = model[0]
     p = Path(model)
     if not p.exists():
         raise EvaluationError(f"{p}: model not found")
