@@ -118,6 +118,7 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "train" / "recipes"
 _ARCH_NOTES = {
     "mobilenet": " (MobileNetV1, the paper's winner in Orhan & Yavşan 2023)",
     "mobilenet_v2": " (MobileNetV2; the paper's winner is MobileNetV1, Orhan & Yavşan 2023)",
+    "efficientnet_lite0": " (EfficientNet-Lite0; the paper's winner is MobileNetV1, Orhan & Yavşan 2023)",
     "alexnet": " (as in Orhan & Yavşan 2023)", "resnet50": " (as in Orhan & Yavşan 2023)",
     "vgg16": " (as in Orhan & Yavşan 2023)", "vgg19": " (as in Orhan & Yavşan 2023)",
 }
