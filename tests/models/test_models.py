@@ -87,7 +87,8 @@ def test_mobilenet_v1_keras_names_map_and_graph_is_exportable():
 def test_efficientnet_lite_names_map_and_stride2_padding_is_tf_same():
     from torch.nn import functional as F
 
-    from moleport.models.efficientnet_lite import conv_bn, lite_state_dict_to_moleport
+    from moleport.models.efficientnet_lite import lite_state_dict_to_moleport
+    from moleport.models.mobilenet_v1 import ConvBN
 
     m = build_backbone("efficientnet_lite0")
     lite = {"_conv_stem.weight": torch.zeros(32, 3, 3, 3), "_bn0.running_var": torch.ones(32),
@@ -100,11 +101,11 @@ def test_efficientnet_lite_names_map_and_stride2_padding_is_tf_same():
     with pytest.raises(KeyError, match="_se_reduce"):
         lite_state_dict_to_moleport({"_blocks.1._se_reduce.weight": torch.zeros(1)})
     for kernel, size in [(3, 224), (5, 56), (3, 14), (5, 28)]:  # TF 'SAME': pad total max(k - s, 0) on even inputs
-        block = conv_bn(4, 4, kernel, 2).eval()
+        block = ConvBN(4, 4, kernel, 2).eval()
         x = torch.randn(1, 4, size, size)
         total = kernel - 2
         same = F.conv2d(F.pad(x, (total // 2, total - total // 2) * 2), block.conv.weight, stride=2)
-        torch.testing.assert_close(block[:2](x), same)
+        torch.testing.assert_close(block.conv(block.pad(x)), same)
     assert ARCHITECTURES["efficientnet_lite0"].mean == (127 / 255,) * 3
 
 

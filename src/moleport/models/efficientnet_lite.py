@@ -4,7 +4,8 @@ so ``freeze_prefix`` and ``set_train_mode`` work on it.
 
 TF 'SAME' padding, as the weights were trained with: stride-1 convs pad k // 2 on every side; stride-2 convs are
 preceded by ``ZeroPad2d`` of (k - 2) // 2 before and (k - 1) // 2 after, which is TF 'SAME' for the even input
-sizes every stride-2 conv sees from a 224 (or any power-of-two multiple of 32) input. BatchNorm eps 1e-3.
+sizes every stride-2 conv sees from a 224 (or any power-of-two multiple of 32) input; the layers are MobileNetV1's
+:class:`~moleport.models.mobilenet_v1.ConvBN`. BatchNorm eps 1e-3.
 
 The shared ImageNet file (``../shared/weights/efficientnet_lite0_imagenet.pth``, see its SOURCES.md) uses the
 ``efficientnet_lite_pytorch`` names (``_conv_stem``, ``_blocks.{i}._expand_conv`` ...);
@@ -19,28 +20,14 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from moleport.models.mobilenet_v1 import ConvBN
+
 #: (repeats, kernel, stride, expansion, in channels, out channels) of the seven stages.
 STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
-BN_EPS = 1e-3
 FEATURES = 1280
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
-
-
-def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
-    """[ZeroPad2d if stride 2] -> Conv2d (no bias) -> BatchNorm2d(eps 1e-3) [-> ReLU6]."""
-    layers: list[tuple[str, nn.Module]] = []
-    if stride == 2:
-        layers.append(("pad", nn.ZeroPad2d(((kernel - 2) // 2, (kernel - 1) // 2) * 2)))
-        padding = 0
-    else:
-        padding = kernel // 2
-    layers += [("conv", nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False)),
-               ("bn", nn.BatchNorm2d(cout, eps=BN_EPS))]
-    if act:
-        layers.append(("act", nn.ReLU6(inplace=True)))
-    return nn.Sequential(OrderedDict(layers))
 
 
 class MBConv(nn.Module):
@@ -49,9 +36,9 @@ class MBConv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int):
         super().__init__()
         mid = cin * expansion
-        self.expand = conv_bn(cin, mid, 1) if expansion != 1 else nn.Identity()
-        self.depthwise = conv_bn(mid, mid, kernel, stride, groups=mid)
-        self.project = conv_bn(mid, cout, 1, act=False)
+        self.expand = ConvBN(cin, mid, 1, 1) if expansion != 1 else nn.Identity()
+        self.depthwise = ConvBN(mid, mid, kernel, stride, groups=mid)
+        self.project = ConvBN(mid, cout, 1, 1, act=False)
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,11 +51,11 @@ class EfficientNetLite0(nn.Module):
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2):
         super().__init__()
-        blocks: list[nn.Module] = [conv_bn(3, 32, 3, 2)]
+        blocks: list[nn.Module] = [ConvBN(3, 32, 3, 2)]
         for repeats, kernel, stride, expansion, cin, cout in STAGES:
             for i in range(repeats):
                 blocks.append(MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expansion))
-        blocks.append(conv_bn(STAGES[-1][-1], FEATURES, 1))
+        blocks.append(ConvBN(STAGES[-1][-1], FEATURES, 1, 1))
         self.features = nn.Sequential(*blocks)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)

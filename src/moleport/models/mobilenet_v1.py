@@ -31,20 +31,24 @@ FEATURES = 1024
 
 
 class ConvBN(nn.Sequential):
-    """[ZeroPad2d((0,1,0,1)) if stride 2] -> Conv2d (no bias) -> BatchNorm2d(eps 1e-3) -> ReLU6."""
+    """[ZeroPad2d if stride 2] -> Conv2d (no bias) -> BatchNorm2d(eps 1e-3) [-> ReLU6].
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, groups: int = 1):
+    Stride 2 pads (k - 2) // 2 before and (k - 1) // 2 after (TF/Keras 'SAME' on even inputs: (0, 1) for 3x3,
+    (1, 2) for 5x5) and the conv none; stride 1 pads k // 2 on every side. Also EfficientNet-Lite's layer."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, groups: int = 1, act: bool = True):
         layers: list[tuple[str, nn.Module]] = []
         if stride == 2:
-            layers.append(("pad", nn.ZeroPad2d((0, 1, 0, 1))))
+            layers.append(("pad", nn.ZeroPad2d(((kernel - 2) // 2, (kernel - 1) // 2) * 2)))
             padding = 0
         else:
             padding = kernel // 2
         layers += [
             ("conv", nn.Conv2d(cin, cout, kernel, stride, padding, groups=groups, bias=False)),
             ("bn", nn.BatchNorm2d(cout, eps=BN_EPS)),
-            ("act", nn.ReLU6(inplace=True)),
         ]
+        if act:
+            layers.append(("act", nn.ReLU6(inplace=True)))
         super().__init__(OrderedDict(layers))
 
 
