@@ -160,3 +160,24 @@ def test_cli_error_still_writes_failing_junit(tmp_path, monkeypatch, capsys):
     suite = _suite(tmp_path / "j.xml")
     assert suite.get("failures") == "1" and "no manifest.json" in suite.find("testcase/failure").get("message")
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_allow_rejected_exits_zero_only_when_the_required_artifacts_pass(tmp_path, monkeypatch, capsys):
+    import moleport.parity.harness as harness
+
+    from moleport.parity.harness import tally
+
+    payload = tally({**make_payload(), "bundle": str(tmp_path / "bundle")})
+    assert payload["required_passed"] is True and payload["rejected"] == ["model_int8.tflite"]
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "parity.md").write_text("## Parity\n")
+    monkeypatch.setattr(harness, "run_parity", lambda *a, **k: payload)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert parity_cli.run(_args(tmp_path)) == 1
+    assert parity_cli.run(_args(tmp_path, "--allow-rejected")) == 0
+    assert "1 optional artifact(s) rejected" in capsys.readouterr().err
+    assert render_ci_summary(payload).startswith("### ✅ Parity PASSED for fp32/fp16 · ⚠️ 1 optional")
+    broken = tally({**payload, "problems": ["spec.json: sha256 mismatch"]})
+    monkeypatch.setattr(harness, "run_parity", lambda *a, **k: broken)
+    assert parity_cli.run(_args(tmp_path, "--allow-rejected")) == 1
+    assert "parity FAILED" in capsys.readouterr().err

@@ -87,3 +87,25 @@ def test_predictions_round_trip(tmp_path):
     assert set(back.rows) == set(preds.rows)
     for k in preds.rows:
         assert np.array_equal(back.rows[k], preds.rows[k])
+
+
+def _only(payload, keep):
+    rows = [r for r in payload["rows"] if r.get("is_reference") or r["artifact"] in keep]
+    return tally({**payload, "rows": rows})
+
+
+def test_rejected_optional_artifacts_are_not_a_failed_verdict(tmp_path):
+    from moleport.parity.report_md import verdict_text
+
+    payload, _ = _payload_and_preds()
+    assert payload["required_passed"] is False  # the fp16 row and the broken fp32 .pte fail
+    int8 = next(r for r in payload["rows"] if r["artifact"] == "m_int8.tflite")
+    int8.update(passed=False, violations=["m_int8.tflite @ litert: int8 p99 |Δp| 0.1 > 0.04"])
+    rejected = _only(payload, {"m.onnx", "m_int8.tflite"})
+    assert rejected["passed"] is False and rejected["required_passed"] is True
+    assert rejected["rejected"] == ["m_int8.tflite"]
+    assert verdict_text(rejected).startswith("✅ PASSED (fp32/fp16) · ⚠️ 1 optional artifact(s) REJECTED")
+    assert verdict_text(_only(payload, {"m.onnx"})) == "✅ PASSED"
+    assert verdict_text(_only(payload, {"m.onnx", "m_int8.tflite", "m.pte"})).startswith("❌ FAILED")
+    assert verdict_text({**rejected, "problems": ["spec.json: sha256 mismatch"],
+                         "required_passed": tally({**rejected, "problems": ["x"]})["required_passed"]}).startswith("❌")

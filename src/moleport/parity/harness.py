@@ -29,7 +29,7 @@ from moleport.parity.report import Predictions, load_predictions, save_predictio
 from moleport.parity.rows import UNSET, Row
 from moleport.runtimes import Runner, RunnerError, RunnerSkipped, discover
 from moleport.runtimes.torch_ref import TorchReferenceRunner
-from moleport.parity.ship import decide
+from moleport.parity.ship import REQUIRED_PRECISIONS, decide
 
 #: Reports of a run that judged every available runtime on the whole split: the verdicts the apps obey.
 FULL_STEM = "parity"
@@ -193,6 +193,10 @@ def tally(payload: dict[str, Any]) -> dict[str, Any]:
     payload["violations"] = violations
     payload["passed"] = not violations
     payload["artifacts"] = verdicts
+    rejected = sorted(a for a, v in verdicts.items() if not v["passed"] and v["precision"] not in REQUIRED_PRECISIONS)
+    optional = {v for row in payload["rows"] if row.get("artifact") in rejected for v in row.get("violations", [])}
+    payload["rejected"] = rejected  # optional (w8/int8) artifacts that failed: listed, never shipped, not fatal
+    payload["required_passed"] = not [v for v in violations if v not in optional]
     return payload
 
 

@@ -183,6 +183,10 @@ def render_ci_summary(payload: dict[str, Any]) -> str:
     where = f" · split {payload['split']} ({payload.get('n', '?')} images)" if payload.get("split") else ""
     if payload.get("passed"):
         head = f"### ✅ Parity PASSED: {ok}/{len(rows)} artifact × runtime checks, {n_art} artifact(s){where}"
+    elif payload.get("required_passed") and payload.get("rejected"):
+        head = (f"### ✅ Parity PASSED for fp32/fp16 · ⚠️ {len(payload['rejected'])} optional artifact(s) REJECTED "
+                f"(not shipped): {len(rows) - ok} of {len(rows)} artifact × runtime checks failed, "
+                f"{len(violations)} violation(s){where}")
     else:
         head = (f"### ❌ Parity FAILED: {len(rows) - ok} of {len(rows)} artifact × runtime checks failed, "
                 f"{n_art - n_art_ok} of {n_art} artifact(s), {len(violations)} violation(s){where}")

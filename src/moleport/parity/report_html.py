@@ -9,7 +9,7 @@ import numpy as np
 
 from moleport.metrics import roc
 from moleport.parity.report import Predictions, esc
-from moleport.parity.report_md import fmt, groups
+from moleport.parity.report_md import fmt, groups, verdict_text
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 7px;font-size:13px}
@@ -109,9 +109,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def render_html(payload: dict[str, Any], preds: Predictions | None) -> str:
-    status = "PASSED" if payload["passed"] else f"FAILED ({len(payload['violations'])} violation(s))"
+    status = verdict_text(payload).replace("✅ ", "").replace("⚠️ ", "").replace("❌ ", "")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>moleport parity</title><style>{STYLE}</style>"
-             f"</head><body><h1 class='{'pass' if payload['passed'] else 'fail'}'>Parity {esc(status)}</h1>",
+             f"</head><body><h1 class='{'pass' if payload.get('required_passed', payload['passed']) else 'fail'}'>Parity {esc(status)}</h1>",
              f"<p>Bundle <code>{esc(payload['bundle'])}</code> · split <b>{esc(payload['split'])}</b> "
              f"({payload['n']} images) · threshold {payload['threshold']} on P(melanoma)</p>"]
     for fmt_name, precision, rows in groups(payload["rows"]):

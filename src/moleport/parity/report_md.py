@@ -112,8 +112,20 @@ def _ship_lines(ship: dict[str, Any]) -> list[str]:
     return out + [""]
 
 
+def verdict_text(payload: dict[str, Any]) -> str:
+    """The one-line verdict: PASSED; PASSED with optional (w8/int8) artifacts REJECTED; or FAILED."""
+    n = len(payload.get("violations") or [])
+    if payload.get("passed"):
+        return "✅ PASSED"
+    rejected = payload.get("rejected") or []
+    if payload.get("required_passed") and rejected:
+        return (f"✅ PASSED (fp32/fp16) · ⚠️ {len(rejected)} optional artifact(s) REJECTED, not shipped "
+                f"({n} violation(s))")
+    return f"❌ FAILED ({n} violation(s))"
+
+
 def render_markdown(payload: dict[str, Any]) -> str:
-    status = "✅ PASSED" if payload["passed"] else f"❌ FAILED ({len(payload['violations'])} violation(s))"
+    status = verdict_text(payload)
     lines = [f"## Parity {status}", "",
              f"Bundle `{payload['bundle']}` · split **{payload['split']}** ({payload['n']} images) · "
              f"threshold {payload['threshold']} on P(melanoma)", ""]
