@@ -65,8 +65,11 @@ def test_make_export_pipeline_exports_every_format_and_passes_parity(e2e, capsys
     for fmt in ("tflite", "executorch"):
         assert sizes[(fmt, "int8")] <= sizes[(fmt, "fp32")] / 3.5, sizes
     qat = json.loads(Path(manifest["int8_program"]["report"]).read_text())
-    assert qat["quantized_layers"]["conv"] == 27 and qat["quantized_layers"]["linear"] == 1
-    assert qat["quantized_layers"]["float_conv"] == 0
+    layers, scope = qat["quantized_layers"], qat["scope"]
+    assert layers["linear"] == 0 and layers["float_linear"] == 1 and scope["float_classifier"]
+    assert layers["conv"] + layers["float_conv"] == 27 and layers["conv"] >= 27 - 2 * 6  # at most 6 blocks fp32
+    assert layers["float_conv"] == (2 * scope["float_blocks"] - 1 if scope["float_blocks"] else 0)
+    assert scope["float_blocks"] in [r["float_blocks"] for r in qat["scope_search"]]  # the scope PTQ measured
     # one ship decision, in parity.json, that the apps obey
     ship = parity["ship"]["android"]
     assert ship["fp32"] == "tflite/model_fp32.tflite" and ship["default"] in ship["ships"]

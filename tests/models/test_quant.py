@@ -41,11 +41,35 @@ def test_qat_graph_in_eval_form_is_the_model_before_any_quantization():
         assert torch.allclose(g(x), m(x), atol=1e-3, rtol=1e-3)
 
 
-def test_post_training_quantization_quantizes_every_conv_and_the_head():
+def test_post_training_quantization_quantizes_every_conv_and_the_head_on_request():
     m = _model()
-    converted = quant.post_training_quantize(m, 64, [torch.randn(4, 3, 64, 64)])
+    converted = quant.post_training_quantize(m, 64, [torch.randn(4, 3, 64, 64)], scope=quant.Scope(0, False))
     counts = quant.count_quantized(converted)
     assert counts == {"conv": 27, "linear": 1, "float_conv": 0, "float_linear": 0}
+
+
+def _first_conv_input(graph_module: torch.fx.GraphModule) -> str:
+    conv = next(n for n in graph_module.graph.nodes if n.op == "call_function" and "conv" in str(n.target))
+    src = conv.args[0]
+    while str(getattr(src, "target", "")).startswith("aten.pad") or "pad" in str(getattr(src, "target", "")):
+        src = src.args[0]
+    return str(src.op if src.op == "placeholder" else src.target)
+
+
+def test_the_scope_keeps_the_classifier_and_the_leading_blocks_fp32():
+    """Default: every conv int8, the classifier Linear (whose output is the logit) fp32. Scope(3): the stem and
+    the first two depthwise-separable blocks (5 convs) fp32 too, their input not quantized at all."""
+    m = _model()
+    calib = [torch.randn(4, 3, 64, 64)]
+    default = quant.post_training_quantize(m, 64, calib)
+    assert quant.count_quantized(default) == {"conv": 27, "linear": 0, "float_conv": 0, "float_linear": 1}
+    assert "dequantize" in _first_conv_input(default)
+    prefix = quant.post_training_quantize(m, 64, calib, scope=quant.Scope(float_blocks=3))
+    assert quant.count_quantized(prefix) == {"conv": 22, "linear": 0, "float_conv": 5, "float_linear": 1}
+    assert _first_conv_input(prefix) == "placeholder"
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():  # still the model, up to int8 rounding of the rest
+        assert torch.allclose(prefix(x), m(x), atol=0.5)
 
 
 def test_without_the_reparametrisation_torchaos_eval_switch_changes_the_model():
@@ -97,5 +121,20 @@ def test_relu6_is_fused_into_its_conv_in_the_qat_graph():
     with torch.no_grad():
         prepared(torch.randn(4, 3, 64, 64) * 3)
     converted = quant.convert(prepared)
-    assert quant.count_quantized(converted) == {"conv": 27, "linear": 1, "float_conv": 0, "float_linear": 0}
+    assert quant.count_quantized(converted) == {"conv": 27, "linear": 0, "float_conv": 0, "float_linear": 1}
     _assert_relu6_fused(converted)
+
+
+def test_the_qat_graph_keeps_the_scopes_fp32_blocks():
+    """torchao's QAT conv-bn rewrite must see the fp32 blocks' convs unannotated (an empty annotation crashed it)."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+
+    m = _model()
+    scope = quant.Scope(float_blocks=2)
+    prepared = prepare_qat_pt2e(quant.export_backbone(m, 64, qat=True), quant.quantizer(qat=True, scope=scope))
+    move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        prepared(torch.randn(4, 3, 64, 64) * 3)
+    assert quant.count_quantized(quant.convert(prepared)) == {"conv": 24, "linear": 0, "float_conv": 3,
+                                                              "float_linear": 1}

@@ -13,10 +13,24 @@ def test_options_come_from_the_config_fields():
     assert dataclass_from_args(QatConfig, ap.parse_args([])) == QatConfig()
     cfg = dataclass_from_args(QatConfig, ap.parse_args(["--steps", "0", "--no-augment", "--optimizer", "sgd"]))
     assert (cfg.steps, cfg.augment, cfg.optimizer) == (0, False, "sgd")
+    cfg = dataclass_from_args(QatConfig, ap.parse_args(["--float-blocks", "3", "--no-float-classifier"]))
+    assert (cfg.float_blocks, cfg.float_classifier) == (3, False)
+
+
+def test_the_scope_search_stops_at_the_first_scope_that_meets_the_targets():
+    from moleport.train.qat import meets_target
+
+    cfg = QatConfig()
+    assert meets_target({"p99_abs_dp": 0.029, "flips": 2, "n": 100}, cfg)
+    assert not meets_target({"p99_abs_dp": 0.031, "flips": 0, "n": 100}, cfg)
+    assert not meets_target({"p99_abs_dp": 0.01, "flips": 3, "n": 200}, cfg)  # > max(2, 1 % of 200)
+    assert meets_target({"p99_abs_dp": 0.01, "flips": 15, "n": 1564}, cfg)
 
 
 def test_bad_numbers_and_missing_files_are_errors_not_tracebacks(tmp_path, capsys):
     assert main([str(tmp_path / "c.pt"), "--manifest", "m.json", "--out", str(tmp_path), "--lr", "-1"]) == 2
+    assert "invalid QAT config" in capsys.readouterr().err
+    assert main([str(tmp_path / "c.pt"), "--manifest", "m.json", "--out", str(tmp_path), "--float-blocks", "-2"]) == 2
     assert "invalid QAT config" in capsys.readouterr().err
     assert main([str(tmp_path / "c.pt"), "--manifest", "m.json", "--out", str(tmp_path)]) == 2
     assert "c.pt: checkpoint file not found" in capsys.readouterr().err

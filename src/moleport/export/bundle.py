@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import json
 import os
 import shutil
 import tempfile
@@ -200,7 +201,26 @@ def _int8_program_record(program: str | Path | None) -> dict[str, Any] | None:
         raise ExportError(f"{p}: int8 backbone program not found (moleport.train.qat writes it)")
     digest = sha256_file(p)
     report = p.with_name("qat.json")
-    return {"path": str(p.resolve()), "sha256": digest, "report": str(report.resolve()) if report.is_file() else None}
+    record = {"path": str(p.resolve()), "sha256": digest, "report": str(report.resolve()) if report.is_file() else None}
+    if report.is_file():  # which layers the program keeps fp32, for the int8 files' precision_map
+        try:
+            qat = json.loads(report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ExportError(f"{report}: unreadable int8 backbone report ({exc})") from exc
+        record.update(scope=qat.get("scope"), quantized_layers=qat.get("quantized_layers"))
+    return record
+
+
+def _int8_precision_map(entry: dict[str, Any], program: dict[str, Any] | None) -> dict[str, Any]:
+    """The int8 file's precision_map, naming the backbone layers its int8 program keeps fp32."""
+    from moleport.models.quant import Scope
+
+    scope = Scope(**((program or {}).get("scope") or {}))
+    kept = (["the classifier Linear (output: the logit)"] if scope.float_classifier else []) + (
+        [f"feature blocks 0-{scope.float_blocks - 1} (stem conv first)"] if scope.float_blocks else [])
+    backbone = entry["precision_map"]["backbone"] + (f"; fp32: {', '.join(kept)}" if kept else "")
+    return {**entry["precision_map"], "backbone": backbone,
+            "int8_layers": (program or {}).get("quantized_layers")}
 
 
 def _publish(stage: Path, target: Path, force: bool) -> None:
@@ -254,6 +274,9 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
         job = ExportJob(model=loaded.model, spec=spec, name=name, meta=meta, calib=calib,
                         int8_program=Path(int8_program) if int8_program is not None else None)
         outcomes, files = _run_formats(fmts, job, stage, progress)
+        for entry in files:
+            if entry["precision"] == "int8":
+                entry["precision_map"] = _int8_precision_map(entry, meta["int8_program"])
         doc = _write_documents(stage, name, spec, meta, meta["checkpoint_sha256"], split_sha, outcomes, files)
         _publish(stage, target, force)
     except BaseException:

@@ -74,7 +74,7 @@ class AblationConfig:
 def batch_input(x_u8: np.ndarray, spec: ModelSpec, augment: bool) -> torch.Tensor:
     """uint8 NHWC -> normalised NCHW; when asked, colour jitter ±20 % and a random flip/rotation
     (the training loop's own augmentations, :mod:`moleport.train.data`)."""
-    x = torch.from_numpy(np.ascontiguousarray(x_u8))
+    x = torch.from_numpy(np.array(x_u8, copy=not x_u8.flags.writeable, order="C"))  # no read-only memmap view
     if not augment:
         return normalize_batch(x, spec)
     return dihedral(normalize_batch(colour_jitter(x, 0.2), spec))
