@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import sys
 import time
@@ -74,6 +75,19 @@ class Terminal:
         else:
             self.stderr.write(line + "\n")
         self.stderr.flush()
+
+
+@contextlib.contextmanager
+def logger_level(name: str, level: int = logging.ERROR) -> Iterator[logging.Logger]:
+    """Raise the Python logger ``name`` to ``level`` for the block (e.g. an import that logs a deprecation
+    warning on the console); its level comes back on exit."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield logger
+    finally:
+        logger.setLevel(before)
 
 
 def _flush_c_stdio() -> None:

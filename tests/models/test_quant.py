@@ -1,6 +1,7 @@
 """The int8 backbone helpers: batch-norm eps re-parametrisation for torchao's QAT, quantized-layer counting."""
 import copy
 
+import pytest
 import torch
 from torch import nn
 
@@ -138,3 +139,11 @@ def test_the_qat_graph_keeps_the_scopes_fp32_blocks():
         prepared(torch.randn(4, 3, 64, 64) * 3)
     assert quant.count_quantized(quant.convert(prepared)) == {"conv": 24, "linear": 0, "float_conv": 3,
                                                               "float_linear": 1}
+
+
+def test_float_share_counts_the_fp32_layers_weights_and_multiply_adds():
+    share = quant.float_share(MobileNetV1(num_classes=1), quant.Scope(float_blocks=4), 224)
+    assert share["macs"] == pytest.approx(568e6, rel=0.01)  # MobileNetV1 at 224: ~569 M multiply-adds
+    assert share["fp32_weight_fraction"] == pytest.approx(0.0096, abs=5e-4)
+    assert share["fp32_mac_fraction"] == pytest.approx(0.216, abs=5e-3)
+    assert quant.float_share(MobileNetV1(num_classes=1), quant.Scope(0, float_classifier=False), 224)["fp32_mac_fraction"] == 0

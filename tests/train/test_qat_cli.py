@@ -34,3 +34,19 @@ def test_bad_numbers_and_missing_files_are_errors_not_tracebacks(tmp_path, capsy
     assert "invalid QAT config" in capsys.readouterr().err
     assert main([str(tmp_path / "c.pt"), "--manifest", "m.json", "--out", str(tmp_path)]) == 2
     assert "c.pt: checkpoint file not found" in capsys.readouterr().err
+
+
+def test_the_scope_search_bisects_to_the_fewest_fp32_blocks_that_meet_the_targets():
+    from moleport.train.qat import smallest_meeting
+
+    p99 = [0.085, 0.068, 0.042, 0.032, 0.019, 0.020, 0.015]  # the seed-0 quick model's val PTQ p99 at N = 0..6
+    measured = []
+
+    def measure(k):
+        measured.append(k)
+        return {"p99_abs_dp": p99[k]}
+
+    k, order = smallest_meeting(measure, 6, lambda row: row["p99_abs_dp"] <= 0.03)
+    assert k == 4 and order == measured and len(order) == 3  # 3 PTQs instead of 5
+    assert smallest_meeting(measure, 6, lambda row: False)[0] == 6  # none meets: the best one measured
+    assert smallest_meeting(measure, 0, lambda row: True) == (0, [0])

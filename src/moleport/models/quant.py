@@ -17,8 +17,11 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torchao.quantization.pt2e import FakeQuantize
-from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+from moleport.quiet import logger_level
+
+with logger_level("torch.utils._pytree"):  # torchao's import logs a torch.compile deprecation (KernelPreference)
+    from torchao.quantization.pt2e import FakeQuantize
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
 
 #: Largest batch the saved program accepts (torch.export dynamic dimension).
 MAX_BATCH = 64
@@ -37,7 +40,7 @@ class Scope:
     logit itself (on the quick model its quantization step alone was 0.04 logit: val p99 |Δp| 0.045).
     Measured on the seed-0 quick model (fake quantization, 200 val images; README "int8"): the first blocks
     dominate the int8 error (the stem's weights alone p99 0.039); fp32 stem + 2 blocks + classifier took
-    val p99 |Δp| from 0.096 to 0.030 for 12 % of the multiply-adds and < 0.4 % of the weights."""
+    val p99 |Δp| from 0.096 to 0.030 for 12 % of the multiply-adds and 0.4 % of the weights (``float_share``)."""
 
     float_blocks: int = 0
     float_classifier: bool = True
@@ -264,6 +267,30 @@ def count_quantized(graph_module: torch.fx.GraphModule) -> dict[str, int]:
         quantized = all(getattr(a, "op", None) == "call_function" and "dequantize" in str(a.target) for a in (x, w))
         counts[kind if quantized else f"float_{kind}"] += 1
     return counts
+
+
+def float_share(model: nn.Module, scope: Scope, size: int) -> dict[str, float]:
+    """The share of the backbone's conv/linear weights and multiply-adds that ``scope`` keeps fp32, counted
+    from the layers' shapes in one forward pass at ``size`` x ``size`` (qat.json, README)."""
+    stats: dict[str, list[int]] = {}  # module name -> [weights, multiply-adds]
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(module, _inputs, output):
+        macs = module.weight.numel() * (output[0, 0].numel() if isinstance(module, nn.Conv2d) else 1)
+        stats[names[module]] = [module.weight.numel(), macs]
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    keep = scope.float_modules()
+    fp32 = [v for n, v in stats.items() if any(n == k or n.startswith(k + ".") for k in keep)]
+    total = [sum(v[i] for v in stats.values()) for i in (0, 1)]
+    return {"fp32_weight_fraction": sum(v[0] for v in fp32) / total[0],
+            "fp32_mac_fraction": sum(v[1] for v in fp32) / total[1], "weights": total[0], "macs": total[1]}
 
 
 def save_program(converted: torch.fx.GraphModule, size: int, path: str | Path) -> Path:

@@ -194,9 +194,12 @@ def tally(payload: dict[str, Any]) -> dict[str, Any]:
     payload["passed"] = not violations
     payload["artifacts"] = verdicts
     rejected = sorted(a for a, v in verdicts.items() if not v["passed"] and v["precision"] not in REQUIRED_PRECISIONS)
-    optional = {v for row in payload["rows"] if row.get("artifact") in rejected for v in row.get("violations", [])}
+    required = list(payload.get("problems", []))  # bundle problems and every row but a rejected artifact's
+    for row in payload["rows"]:
+        if row.get("is_reference") or row["artifact"] not in rejected:
+            required.extend(row.get("violations", []))
     payload["rejected"] = rejected  # optional (w8/int8) artifacts that failed: listed, never shipped, not fatal
-    payload["required_passed"] = not [v for v in violations if v not in optional]
+    payload["required_passed"] = not required
     return payload
 
 

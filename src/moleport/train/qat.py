@@ -21,12 +21,13 @@ ExecuTorch (XNNPACK) and TFLite are lowered from (``moleport export --int8-progr
 
 Mixed precision by measured sensitivity (:class:`moleport.models.quant.Scope`): the classifier Linear stays fp32
 (its int8 output is the logit itself), and so do the first ``float_blocks`` feature blocks. With
-``float_blocks=-1`` (the default) PTQ is measured on val at 0, 1, 2, ... fp32 leading blocks and the first scope
-that meets ``target_p99`` and ``target_flip_fraction`` is kept; QAT then runs only when PTQ misses them. Why:
+``float_blocks=-1`` (the default) PTQ is measured on val and the fewest fp32 leading blocks (0 ..
+``max_float_blocks``, by bisection: :func:`smallest_meeting`) that meet ``target_p99`` and
+``target_flip_fraction`` are kept; QAT then runs only when PTQ misses them. Why:
 fake-quantizing one layer at a time on the seed-0 quick model (200 val images), the stem's int8 weights alone gave
 p99 |Δp| 0.039 and its int8 input 0.068, the first blocks' activations 0.05-0.03, blocks 6-13 below 0.005 each;
-the classifier's int8 output 0.045. The leading blocks hold < 0.4 % of the weights (the file size barely moves)
-and 12-26 % of the multiply-adds.
+the classifier's int8 output 0.045. Two to five fp32 leading blocks hold 0.1-2.0 % of the weights (the file size
+barely moves) and 7-26 % of the multiply-adds (``qat.json["float_share"]``, :func:`moleport.models.quant.float_share`).
 
 Every step is measured against the teacher on the **validation** split (never test): max/mean
 |Δ logit/T|, |Δp| and label flips at the spec threshold, for PTQ and for each evaluation of QAT;
@@ -193,29 +194,48 @@ def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndar
     return history
 
 
+def smallest_meeting(measure, hi: int, meets) -> tuple[int, list[int]]:
+    """The smallest k in 0..``hi`` with ``meets(measure(k))``, by bisection (the int8 error falls as more
+    leading blocks stay fp32, so about log2(hi + 1) measurements instead of up to hi + 1); when no k meets it,
+    the k of the smallest ``measure(k)["p99_abs_dp"]`` seen. Returns k and the ks measured, in order."""
+    lo, top, seen = 0, hi + 1, {}
+    while lo < top:
+        mid = (lo + top) // 2
+        seen[mid] = measure(mid)
+        if meets(seen[mid]):
+            top = mid
+        else:
+            lo = mid + 1
+    if lo <= hi:
+        return lo, list(seen)
+    return min(seen, key=lambda k: seen[k]["p99_abs_dp"]), list(seen)
+
+
 def _choose_scope(teacher: nn.Module, calib: np.ndarray, val_x: np.ndarray, val_t: np.ndarray, spec: ModelSpec,
                   cfg: QatConfig) -> tuple[quant.Scope, torch.fx.GraphModule, dict[str, float], list[dict]]:
-    """PTQ at ``cfg.float_blocks`` fp32 leading blocks, or (-1) at 0, 1, ... up to ``max_float_blocks`` until the
-    validation p99 |Δp| meets ``target_p99`` (else the best one seen). Returns the scope, its PTQ graph and
-    agreement, and every scope tried (for qat.json)."""
-    tries = [cfg.float_blocks] if cfg.float_blocks >= 0 else list(range(cfg.max_float_blocks + 1))
-    tried, best = [], None
-    for k in tries:
+    """PTQ at ``cfg.float_blocks`` fp32 leading blocks, or (-1) the fewest of 0 .. ``max_float_blocks`` whose
+    validation p99 |Δp| and flips meet the targets (:func:`smallest_meeting`; else the best one seen). Returns
+    the scope, its PTQ graph and agreement, and every scope tried (for qat.json)."""
+    graphs, rows = {}, {}
+
+    def measure(k: int) -> dict[str, float]:
         t0 = time.perf_counter()
         scope = quant.Scope(float_blocks=k, float_classifier=cfg.float_classifier)
         batches = (_inputs(calib[i:i + cfg.batch_size], spec) for i in range(0, len(calib), cfg.batch_size))
-        graph = quant.post_training_quantize(copy.deepcopy(teacher), spec.input_size, batches, scope=scope)
-        row = agreement(_logits(graph, val_x, spec), val_t, spec.threshold)
-        tried.append({"float_blocks": k, **row})
+        graphs[k] = quant.post_training_quantize(copy.deepcopy(teacher), spec.input_size, batches, scope=scope)
+        rows[k] = agreement(_logits(graphs[k], val_x, spec), val_t, spec.threshold)
         print(f"    ptq, {k} leading block(s) fp32 (histogram calibration on {len(calib)} training images): val p99 "
-              f"|Δp| {row['p99_abs_dp']:.4f} max {row['max_abs_dp']:.4f} mean {row['mean_abs_dp']:.4f} flips "
-              f"{row['flips']}/{row['n']} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        if best is None or row["p99_abs_dp"] < best[2]["p99_abs_dp"]:
-            best = (scope, graph, row)
-        if meets_target(row, cfg):
-            best = (scope, graph, row)
-            break
-    return (*best, tried)
+              f"|Δp| {rows[k]['p99_abs_dp']:.4f} max {rows[k]['max_abs_dp']:.4f} mean {rows[k]['mean_abs_dp']:.4f} "
+              f"flips {rows[k]['flips']}/{rows[k]['n']} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        return rows[k]
+
+    if cfg.float_blocks >= 0:
+        k, order = cfg.float_blocks, [cfg.float_blocks]
+        measure(k)
+    else:
+        k, order = smallest_meeting(measure, cfg.max_float_blocks, lambda row: meets_target(row, cfg))
+    scope = quant.Scope(float_blocks=k, float_classifier=cfg.float_classifier)
+    return scope, graphs[k], rows[k], [{"float_blocks": j, **rows[j]} for j in order]
 
 
 def meets_target(row: dict[str, float], cfg: QatConfig) -> bool:
@@ -258,15 +278,17 @@ def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_di
             converted = qat_graph
     chosen = "qat" if converted is not ptq_graph else "ptq"
     qat_text = "" if final is None else f", qat {final['p99_abs_dp']:.4f}"
+    share = quant.float_share(teacher, scope, spec.input_size)
     print(f"    int8 backbone: {chosen}, {scope.float_blocks} leading block(s) and "
-          f"{'the' if scope.float_classifier else 'no'} classifier fp32 (val p99 |Δp| ptq {ptq['p99_abs_dp']:.4f}{qat_text})",
-          flush=True)
+          f"{'the' if scope.float_classifier else 'no'} classifier fp32 ({share['fp32_weight_fraction']:.1%} of the "
+          f"weights, {share['fp32_mac_fraction']:.1%} of the multiply-adds; val p99 |Δp| ptq "
+          f"{ptq['p99_abs_dp']:.4f}{qat_text})", flush=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     program = quant.save_program(converted, spec.input_size, out / PROGRAM_NAME)
     report = {"checkpoint": str(Path(ckpt_path).resolve()), "checkpoint_sha256": sha256_file(ckpt_path),
               "split_manifest_sha256": manifest.sha256, "config": asdict(cfg), "scheme": quant.SCHEME,
-              "scope": asdict(scope), "scope_search": scopes,
+              "scope": asdict(scope), "float_share": share, "scope_search": scopes,
               "quantized_layers": quant.count_quantized(converted), "ptq": ptq, "qat": final, "chosen": chosen,
               "chosen_by": "validation p99 |Δp| against the fp32 model", "history": history,
               "seconds": time.perf_counter() - t0, "program": program.name, "program_sha256": sha256_file(program)}
