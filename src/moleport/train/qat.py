@@ -20,13 +20,13 @@ ExecuTorch (XNNPACK) and TFLite are lowered from (``moleport export --int8-progr
    and saved with ``torch.export.save`` at a dynamic batch.
 
 Mixed precision by measured sensitivity (:class:`moleport.models.quant.Scope`): the classifier Linear stays fp32
-(its int8 output is the logit itself), and so do the first ``float_blocks`` feature blocks. With
+(1,024 weights; its int8 output is the logit itself), and so do the first ``float_blocks`` feature blocks. With
 ``float_blocks=-1`` (the default) PTQ is measured on val and the fewest fp32 leading blocks (0 ..
 ``max_float_blocks``, by bisection: :func:`smallest_meeting`) that meet ``target_p99`` and
 ``target_flip_fraction`` are kept; QAT then runs only when PTQ misses them. Why:
-fake-quantizing one layer at a time on the seed-0 quick model (200 val images), the stem's int8 weights alone gave
-p99 |Δp| 0.039 and its int8 input 0.068, the first blocks' activations 0.05-0.03, blocks 6-13 below 0.005 each;
-the classifier's int8 output 0.045. Two to five fp32 leading blocks hold 0.1-2.0 % of the weights (the file size
+fake-quantizing one block at a time on the seed-0 quick model (:mod:`moleport.train.sensitivity`, 200 val images),
+the stem alone gave p99 |Δp| 0.071 and blocks 1 / 2 / 3 0.059 / 0.036 / 0.024, blocks 6-13 below 0.009 each, the
+classifier 0.003 (everything: 0.092). Two to five fp32 leading blocks hold 0.1-2.0 % of the weights (the file size
 barely moves) and 7-26 % of the multiply-adds (``qat.json["float_share"]``, :func:`moleport.models.quant.float_share`).
 
 Every step is measured against the teacher on the **validation** split (never test): max/mean
