@@ -101,7 +101,8 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
 
     given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr}
     qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None})
-    t = _step(f"int8 backbone: calibration + {qcfg.steps} quantization-aware fine-tuning steps (training split)")
+    t = _step(f"int8 backbone: fp32-scope search by PTQ on val (calibration on the training split), then "
+              f"{qcfg.steps} quantization-aware fine-tuning steps if PTQ misses the targets")
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
     print(f"    {res.program} ({time.perf_counter() - t:.1f} s)")
     return res.program
