@@ -51,11 +51,15 @@ class Scope:
         return tuple(f"features.{i}" for i in range(self.float_blocks)) + head
 
 
+def within(path: str, names: tuple[str, ...]) -> bool:
+    """Whether the module ``path`` (fully qualified, e.g. ``features.0.dw.conv``) is one of ``names`` or inside one."""
+    return any(path == n or path.startswith(n + ".") for n in names)
+
+
 def _in_modules(node: torch.fx.Node, names: tuple[str, ...]) -> bool:
-    """Whether ``node`` was traced inside one of the modules ``names`` (fully qualified, e.g. ``features.0``)."""
+    """Whether ``node`` was traced inside one of the modules ``names``."""
     stack = node.meta.get("nn_module_stack") or {}
-    paths = {str(v[0]) for v in stack.values()}
-    return any(p == n or p.startswith(n + ".") for p in paths for n in names)
+    return any(within(str(v[0]), names) for v in stack.values())
 
 
 class QuantError(RuntimeError):
@@ -288,7 +292,7 @@ def float_share(model: nn.Module, scope: Scope, size: int) -> dict[str, float]:
         for h in handles:
             h.remove()
     keep = scope.float_modules()
-    fp32 = [v for n, v in stats.items() if any(n == k or n.startswith(k + ".") for k in keep)]
+    fp32 = [v for n, v in stats.items() if within(n, keep)]
     total = [sum(v[i] for v in stats.values()) for i in (0, 1)]
     return {"fp32_weight_fraction": sum(v[0] for v in fp32) / total[0],
             "fp32_mac_fraction": sum(v[1] for v in fp32) / total[1], "weights": total[0], "macs": total[1]}

@@ -117,15 +117,23 @@ class QatResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _inputs(x_u8: np.ndarray, spec: ModelSpec) -> torch.Tensor:
+def inputs(x_u8: np.ndarray, spec: ModelSpec) -> torch.Tensor:
+    """uint8 NHWC images -> the backbone's normalised NCHW input."""
     # a slice of the memory-mapped (read-only) split: copy it, as torch.from_numpy warns on read-only arrays
     return normalize_batch(torch.from_numpy(np.array(x_u8, copy=not x_u8.flags.writeable, order="C")), spec)
 
 
 @torch.no_grad()
-def _logits(module, x_u8: np.ndarray, spec: ModelSpec, batch: int = 32) -> np.ndarray:
-    out = [module(_inputs(x_u8[i:i + batch], spec)).reshape(-1) for i in range(0, len(x_u8), batch)]
+def logits(module, x_u8: np.ndarray, spec: ModelSpec, batch: int = 32) -> np.ndarray:
+    """The calibrated logits (logit / T) of ``module`` on uint8 NHWC images, in batches."""
+    out = [module(inputs(x_u8[i:i + batch], spec)).reshape(-1) for i in range(0, len(x_u8), batch)]
     return torch.cat(out).double().numpy() / float(spec.temperature)
+
+
+def calibration_images(train_x: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` training images drawn without replacement by ``seed``, in split order (PTQ calibration)."""
+    pick = np.random.default_rng(seed).choice(len(train_x), min(n, len(train_x)), replace=False)
+    return train_x[np.sort(pick)]
 
 
 def agreement(student: np.ndarray, teacher: np.ndarray, threshold: float) -> dict[str, float]:
@@ -156,7 +164,7 @@ def _set_observers(module: nn.Module, enabled: bool) -> None:
 def _calibrate(prepared, x_u8: np.ndarray, spec: ModelSpec, batch: int) -> None:
     with torch.no_grad():
         for i in range(0, len(x_u8), batch):
-            prepared(_inputs(x_u8[i:i + batch], spec))
+            prepared(inputs(x_u8[i:i + batch], spec))
 
 
 def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndarray, val_t: np.ndarray,
@@ -174,7 +182,7 @@ def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndar
         if step == cfg.observer_steps + 1:
             _set_observers(prepared, False)
         idx = np.sort(rng.choice(len(train_x), size=min(cfg.batch_size, len(train_x)), replace=False))
-        x = _inputs(train_x[idx], spec)
+        x = inputs(train_x[idx], spec)
         if cfg.augment:
             x = _augment(x, gen)
         with torch.no_grad():
@@ -185,7 +193,7 @@ def _fine_tune(prepared, teacher: nn.Module, train_x: np.ndarray, val_x: np.ndar
         opt.step()
         loss_sum += float(loss.detach())
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row = agreement(_logits(quant.convert(prepared), val_x, spec), val_t, spec.threshold)
+            row = agreement(logits(quant.convert(prepared), val_x, spec), val_t, spec.threshold)
             row.update(step=step, train_loss=loss_sum / cfg.eval_every, seconds=time.perf_counter() - t0)
             loss_sum = 0.0
             history.append(row)
@@ -221,9 +229,9 @@ def _choose_scope(teacher: nn.Module, calib: np.ndarray, val_x: np.ndarray, val_
     def measure(k: int) -> dict[str, float]:
         t0 = time.perf_counter()
         scope = quant.Scope(float_blocks=k, float_classifier=cfg.float_classifier)
-        batches = (_inputs(calib[i:i + cfg.batch_size], spec) for i in range(0, len(calib), cfg.batch_size))
+        batches = (inputs(calib[i:i + cfg.batch_size], spec) for i in range(0, len(calib), cfg.batch_size))
         graphs[k] = quant.post_training_quantize(copy.deepcopy(teacher), spec.input_size, batches, scope=scope)
-        rows[k] = agreement(_logits(graphs[k], val_x, spec), val_t, spec.threshold)
+        rows[k] = agreement(logits(graphs[k], val_x, spec), val_t, spec.threshold)
         print(f"    ptq, {k} leading block(s) fp32 (histogram calibration on {len(calib)} training images): val p99 "
               f"|Δp| {rows[k]['p99_abs_dp']:.4f} max {rows[k]['max_abs_dp']:.4f} mean {rows[k]['mean_abs_dp']:.4f} "
               f"flips {rows[k]['flips']}/{rows[k]['n']} ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -258,9 +266,8 @@ def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_di
     torch.manual_seed(cfg.seed)
     train_x = load_split(manifest, "train", size=spec.input_size).x
     val_x = load_split(manifest, "val", size=spec.input_size).x
-    calib = train_x[np.sort(np.random.default_rng(cfg.seed).choice(len(train_x), min(cfg.calib_n, len(train_x)),
-                                                                 replace=False))]
-    val_t = _logits(teacher, val_x, spec)
+    calib = calibration_images(train_x, cfg.calib_n, cfg.seed)
+    val_t = logits(teacher, val_x, spec)
     t0 = time.perf_counter()
     scope, ptq_graph, ptq, scopes = _choose_scope(teacher, calib, val_x, val_t, spec, cfg)
     converted, final, history = ptq_graph, None, []
@@ -273,7 +280,7 @@ def quantize_checkpoint(ckpt_path: str | Path, manifest_path: str | Path, out_di
         _calibrate(prepared, calib, spec, cfg.batch_size)
         history = _fine_tune(prepared, teacher, train_x, val_x, val_t, spec, cfg)
         qat_graph = quant.convert(prepared)
-        final = agreement(_logits(qat_graph, val_x, spec), val_t, spec.threshold)
+        final = agreement(logits(qat_graph, val_x, spec), val_t, spec.threshold)
         if final["p99_abs_dp"] <= ptq["p99_abs_dp"]:  # chosen on VALIDATION agreement, never on test
             converted = qat_graph
     chosen = "qat" if converted is not ptq_graph else "ptq"

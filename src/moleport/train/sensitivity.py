@@ -24,12 +24,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
 from moleport.argtypes import cli
-from moleport.train.qat import QatError, _inputs, _logits, agreement
+from moleport.train.qat import QatError, agreement, calibration_images, inputs, logits
 
 SITES = ("input", "weight", "output")
 
@@ -160,20 +159,19 @@ def decompose(ckpt_path: str | Path, manifest_path: str | Path, cfg: Sensitivity
     manifest = load_manifest(manifest_path)
     train_x = load_split(manifest, "train", size=spec.input_size).x
     val_x = load_split(manifest, "val", size=spec.input_size).x[:cfg.val_n]
-    rng = np.random.default_rng(cfg.seed)
-    calib = train_x[np.sort(rng.choice(len(train_x), min(cfg.calib_n, len(train_x)), replace=False))]
+    calib = calibration_images(train_x, cfg.calib_n, cfg.seed)
     model = fold_batch_norm(teacher)
     layers = quantized_layers(model)
-    observers = calibrate(model, layers, (_inputs(calib[i:i + 32], spec) for i in range(0, len(calib), 32)))
-    reference = _logits(teacher, val_x, spec)
+    observers = calibrate(model, layers, (inputs(calib[i:i + 32], spec) for i in range(0, len(calib), 32)))
+    reference = logits(teacher, val_x, spec)
     rows, t0 = [], time.perf_counter()
     for label, parts in parts_to_measure(layers, cfg.per_layer):
         with fake_quantized(model, layers, parts, observers):
-            row = agreement(_logits(model, val_x, spec), reference, spec.threshold)
+            row = agreement(logits(model, val_x, spec), reference, spec.threshold)
         rows.append({"part": label, **row})
         print(f"    {label:<28} p99 |Δp| {row['p99_abs_dp']:.4f}  max {row['max_abs_dp']:.4f}  flips "
               f"{row['flips']}/{row['n']}", file=sys.stderr, flush=True)
-    folded_error = agreement(_logits(model, val_x, spec), reference, spec.threshold)["max_abs_dp"]
+    folded_error = agreement(logits(model, val_x, spec), reference, spec.threshold)["max_abs_dp"]
     return {"checkpoint": str(Path(ckpt_path).resolve()), "manifest": str(Path(manifest_path).resolve()),
             "config": asdict(cfg), "threshold": spec.threshold, "bn_folding_max_abs_dp": folded_error,
             "rows": rows, "seconds": time.perf_counter() - t0}
