@@ -47,6 +47,8 @@ class PipelineConfig:
     #: quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
     qat_steps: int | None = field(default=None, metadata=cli(
         "quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)"))
+    qat_bias_correction: bool = field(default=False, metadata=cli(
+        "bias-correct the int8 backbone before quantizing it (moleport.models.bias_correction)"))
     qat_lr: float | None = field(default=None, metadata=cli(  # None: QatConfig's
         "learning rate of the int8 backbone's quantization-aware fine-tuning (default: QatConfig's)",
         type=positive_float))
@@ -100,7 +102,7 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
     from moleport.train.qat import QatConfig, quantize_checkpoint
 
     given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr}
-    qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None})
+    qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None}, bias_correction=cfg.qat_bias_correction)
     t = _step(f"int8 backbone: fp32-scope search by PTQ on val (calibration on the training split), then "
               f"{qcfg.steps} quantization-aware fine-tuning steps if PTQ misses the targets")
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)

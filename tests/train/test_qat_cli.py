@@ -50,3 +50,13 @@ def test_the_scope_search_bisects_to_the_fewest_fp32_blocks_that_meet_the_target
     assert k == 4 and order == measured and len(order) == 3  # 3 PTQs instead of 5
     assert smallest_meeting(measure, 6, lambda row: False)[0] == 6  # none meets: the best one measured
     assert smallest_meeting(measure, 0, lambda row: True) == (0, [0])
+
+
+def test_help_prints_every_option(capsys):
+    import pytest
+
+    from moleport.train.qat import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0 and "--bias-correction" in capsys.readouterr().out

@@ -277,6 +277,8 @@ def export_bundle(ckpt_path: str | Path, out_dir: str | Path, *, manifest: str |
         for entry in files:
             if entry["precision"] == "int8":
                 entry["precision_map"] = _int8_precision_map(entry, meta["int8_program"])
+            elif (entry["format"], entry["precision"]) == ("coreml", "w8"):
+                entry["precision_map"] = {**entry["precision_map"], "bias_correction": job.w8_model()[1]}
         doc = _write_documents(stage, name, spec, meta, meta["checkpoint_sha256"], split_sha, outcomes, files)
         _publish(stage, target, force)
     except BaseException:

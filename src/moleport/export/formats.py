@@ -30,6 +30,7 @@ class ExportJob:
     calib: np.ndarray | None = None
     int8_program: Path | None = None  # the quantization-aware backbone (moleport.train.qat); else PTQ on calib
     _int8: nn.Module | None = field(default=None, repr=False)
+    _w8: tuple[nn.Module, dict | None] | None = field(default=None, repr=False)
 
     def int8_backbone(self) -> nn.Module:
         """The one int8 backbone both int8 artifacts are lowered from (built once per export)."""
@@ -39,12 +40,39 @@ class ExportJob:
             self._int8 = int8_backbone(self.model, self.spec, program=self.int8_program, calib=self.calib)
         return self._int8
 
+    def w8_model(self) -> tuple[nn.Module, dict | None]:
+        """The fp32 model Core ML W8 is converted from, and its bias correction's summary (manifest.json): the
+        model with its biases moved to cancel the mean output shift of the int8 weights W8 stores
+        (:mod:`moleport.models.bias_correction`, weights only, the first :data:`W8_CORRECTION_N` calibration
+        images); without calibration images (no split manifest), the model itself and None."""
+        if self._w8 is None:
+            self._w8 = (self.model, None) if self.calib is None else w8_bias_corrected(self.model, self.spec, self.calib)
+        return self._w8
+
     @property
     def version(self) -> str:
         return f"{moleport.__version__}+spec{self.spec.version}"
 
 
 Result = dict[str, tuple["Path | Exception", float]]
+
+#: Training images (the first of the export's calibration draw) that Core ML W8's bias correction is measured on.
+W8_CORRECTION_N = 128
+
+
+def w8_bias_corrected(model: nn.Module, spec: ModelSpec, calib: np.ndarray) -> tuple[nn.Module, dict]:
+    """``model`` bias-corrected for the int8 weights of every conv Core ML W8 quantizes (more than
+    ``W8_FP32_MAX_ELEMENTS`` weights; activations stay float), on ``calib`` (uint8 NHWC training images)."""
+    import torch
+
+    from moleport.export.coreml import W8_FP32_MAX_ELEMENTS
+    from moleport.models.bias_correction import bias_corrected
+    from moleport.preprocess import normalize_batch
+
+    x = calib[:W8_CORRECTION_N]
+    batches = [normalize_batch(torch.from_numpy(np.ascontiguousarray(x[i:i + 32])), spec) for i in range(0, len(x), 32)]
+    quantized = lambda _name, layer: isinstance(layer, nn.Conv2d) and layer.weight.numel() > W8_FP32_MAX_ELEMENTS  # noqa: E731
+    return bias_corrected(model, batches, quantized, sites=("weight",))
 
 
 def _timed(fn: Callable[[], Path]) -> tuple[Path | Exception, float]:
@@ -86,7 +114,11 @@ def _coreml(job: ExportJob, work: Path, precisions: tuple[str, ...]) -> Result:
     user = {"moleport.metrics": job.meta.get("metrics") or {},
             "moleport.checkpoint_sha256": job.meta.get("checkpoint_sha256")}
     info = coreml.CoremlInfo(version=job.version, user_defined=user)
-    return {p: _timed(lambda p=p: coreml.to_coreml(job.model, job.spec, work, p, info=info)) for p in precisions}
+    def one(p: str) -> Path:
+        model = job.w8_model()[0] if p == "w8" else job.model
+        return coreml.to_coreml(model, job.spec, work, p, info=info)
+
+    return {p: _timed(lambda p=p: one(p)) for p in precisions}
 
 
 def _executorch(job: ExportJob, work: Path, precisions: tuple[str, ...]) -> Result:
