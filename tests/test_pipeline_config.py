@@ -16,12 +16,12 @@ def _config(argv):
     return seen["cfg"]
 
 
-@pytest.mark.parametrize("argv, steps, lr", [
-    ([], QatConfig().steps, QatConfig().lr),
-    (["--qat-steps", "0"], 0, QatConfig().lr),
-    (["--qat-steps", "7", "--qat-lr", "1e-4"], 7, 1e-4),
+@pytest.mark.parametrize("argv, steps, lr, correction", [
+    ([], QatConfig().steps, QatConfig().lr, "auto"),
+    (["--qat-steps", "0", "--qat-bias-correction", "off"], 0, QatConfig().lr, "off"),
+    (["--qat-steps", "7", "--qat-lr", "1e-4", "--qat-bias-correction", "on"], 7, 1e-4, "on"),
 ])
-def test_qat_options_reach_the_int8_step(monkeypatch, tmp_path, argv, steps, lr):
+def test_qat_options_reach_the_int8_step(monkeypatch, tmp_path, argv, steps, lr, correction):
     seen = {}
 
     def record(ckpt, manifest, out, qcfg):
@@ -30,13 +30,16 @@ def test_qat_options_reach_the_int8_step(monkeypatch, tmp_path, argv, steps, lr)
 
     monkeypatch.setattr("moleport.train.qat.quantize_checkpoint", record)
     pipeline.quantize_int8(_config(argv), tmp_path / "ckpt" / "checkpoint.pt", tmp_path / "m.json")
-    assert (seen["cfg"].steps, seen["cfg"].lr) == (steps, lr)
+    assert (seen["cfg"].steps, seen["cfg"].lr, seen["cfg"].bias_correction) == (steps, lr, correction)
 
 
 def test_a_bad_qat_rate_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit):
         _config(["--qat-lr", "0"])
     assert "--qat-lr" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _config(["--qat-bias-correction", "yes"])
+    assert "--qat-bias-correction" in capsys.readouterr().err
 
 
 def test_a_partial_parity_run_is_printed_from_its_own_report(tmp_path):

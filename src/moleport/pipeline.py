@@ -47,8 +47,10 @@ class PipelineConfig:
     #: quantization-aware fine-tuning steps (None: QatConfig's; 0: calibration only)
     qat_steps: int | None = field(default=None, metadata=cli(
         "quantization-aware fine-tuning steps of the int8 backbone (0: calibration only)"))
-    qat_bias_correction: bool = field(default=False, metadata=cli(
-        "bias-correct the int8 backbone before quantizing it (moleport.models.bias_correction)"))
+    qat_bias_correction: str | None = field(default=None, metadata=cli(
+        "bias correction of the int8 backbone (moleport.models.bias_correction): off | on | auto (default: "
+        "python -m moleport.train.qat's, auto: only when PTQ without it meets no validation target)",
+        choices=("off", "on", "auto")))
     qat_lr: float | None = field(default=None, metadata=cli(  # None: QatConfig's
         "learning rate of the int8 backbone's quantization-aware fine-tuning (default: QatConfig's)",
         type=positive_float))
@@ -101,8 +103,8 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
     """The int8 backbone both int8 artifacts are lowered from: calibrated, then fine-tuned (train split only)."""
     from moleport.train.qat import QatConfig, quantize_checkpoint
 
-    given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr}
-    qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None}, bias_correction=cfg.qat_bias_correction)
+    given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr, "bias_correction": cfg.qat_bias_correction}
+    qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None})
     t = _step(f"int8 backbone: fp32-scope search by PTQ on val (calibration on the training split), then "
               f"{qcfg.steps} quantization-aware fine-tuning steps if PTQ misses the targets")
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
