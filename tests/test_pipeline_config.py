@@ -47,3 +47,30 @@ def test_a_partial_parity_run_is_printed_from_its_own_report(tmp_path):
     never writes."""
     assert pipeline.parity_markdown(tmp_path, {"partial": True}) == tmp_path / "parity-partial.md"
     assert pipeline.parity_markdown(tmp_path, {"partial": False}) == tmp_path / "parity.md"
+
+
+def test_a_missing_checkpoint_or_manifest_is_refused_by_the_parser(tmp_path, capsys):
+    for argv, flag in ((["--ckpt", str(tmp_path / "nope.pt")], "--ckpt"),
+                       (["--manifest", str(tmp_path / "nope.json")], "--manifest")):
+        with pytest.raises(SystemExit):
+            pipeline.main(argv)
+        assert f"{flag} {tmp_path}" in capsys.readouterr().err
+
+
+def test_a_stage_input_error_is_one_line_not_a_traceback(monkeypatch, tmp_path, capsys):
+    """make export with a manifest that is not one used to end in a ManifestError traceback."""
+    from moleport.data.manifest import ManifestError
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+
+    def stage(cfg):
+        raise ManifestError(f"{cfg.manifest}: expected an object with a 'items' list")
+
+    monkeypatch.setattr(pipeline, "run_pipeline", stage)
+    assert pipeline.main(["--manifest", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m moleport.pipeline: error: ") and f"{bad}:" in err and "Traceback" not in err
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda cfg: 1 / 0)  # a bug is still a traceback
+    with pytest.raises(ZeroDivisionError):
+        pipeline.main([])

@@ -247,7 +247,35 @@ def main(argv: list[str] | None = None) -> int:
     for e in a.externals:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
-    return run_pipeline(dataclass_from_args(PipelineConfig, a))
+    for flag, path in (("--ckpt", a.ckpt), ("--manifest", a.manifest)):
+        if path is not None and not path.is_file():
+            ap.error(f"{flag} {path}: no such file")
+    try:
+        return run_pipeline(dataclass_from_args(PipelineConfig, a))
+    except Exception as exc:  # a stage's own input error: one line naming the file, not a traceback
+        if not isinstance(exc, input_errors()):
+            raise
+        print(f"python -m moleport.pipeline: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def input_errors() -> tuple[type[Exception], ...]:
+    """The stages' errors for bad input (a checkpoint, manifest, spec, data source or image that cannot be
+    used); imported only when one is raised, as the stages themselves are."""
+    from moleport.data.manifest import ManifestError
+    from moleport.data.sources import SourceError
+    from moleport.data.split import DataError
+    from moleport.evaluate.errors import EvaluationError
+    from moleport.export.bundle import ExportError
+    from moleport.models.checkpoint import CheckpointError
+    from moleport.preprocess import ImageError
+    from moleport.runtimes.bundle import BundleError
+    from moleport.spec import SpecError
+    from moleport.train.config import ConfigError
+    from moleport.train.qat import QatError
+
+    return (ManifestError, SourceError, DataError, EvaluationError, ExportError, CheckpointError, ImageError,
+            BundleError, SpecError, ConfigError, QatError)
 
 
 if __name__ == "__main__":
