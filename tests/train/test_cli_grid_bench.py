@@ -35,7 +35,7 @@ def test_cli_flags_override_the_spec_options_of_a_profile(tmp_path):
     from moleport.train.config import get_run
 
     ship = get_run("ship")
-    assert ship.color_constancy == "shades-of-gray-p6" and ship.calibrate and ship.freeze_blocks == 10
+    assert ship.color_constancy == "shades-of-gray-p6" and ship.calibrate and ship.freeze_blocks == 8
     args = _parse(["--run", "ship", "--data", "x", "--color-constancy", "none", "--no-calibrate", "--jitter", "0",
                    "--freeze-blocks", "4", "--target-sensitivity", "0.97", "--arch", "mobilenet_v2"])
     cfg = _overrides(args, ship, tmp_path)
