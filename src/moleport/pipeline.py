@@ -21,6 +21,7 @@ from pathlib import Path
 from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args, positive_float
 from moleport.parity.ship import REQUIRED_PRECISIONS  # fp32/fp16 parity failures fail the job; w8/int8 are rejected
 from moleport.paths import artifacts_dir
+from moleport.train.config import BIAS_CORRECTION_MODES
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class PipelineConfig:
     qat_bias_correction: str | None = field(default=None, metadata=cli(
         "bias correction of the int8 backbone (moleport.models.bias_correction): off | on | auto (default: "
         "python -m moleport.train.qat's, auto: only when PTQ without it meets no validation target)",
-        choices=("off", "on", "auto")))
+        choices=BIAS_CORRECTION_MODES))
     qat_lr: float | None = field(default=None, metadata=cli(  # None: QatConfig's
         "learning rate of the int8 backbone's quantization-aware fine-tuning (default: QatConfig's)",
         type=positive_float))
@@ -105,8 +106,9 @@ def quantize_int8(cfg: PipelineConfig, ckpt: Path, manifest: Path) -> Path:
 
     given = {"steps": cfg.qat_steps, "lr": cfg.qat_lr, "bias_correction": cfg.qat_bias_correction}
     qcfg = QatConfig(**{k: v for k, v in given.items() if v is not None})
-    t = _step(f"int8 backbone: fp32-scope search by PTQ on val (calibration on the training split), then "
-              f"{qcfg.steps} quantization-aware fine-tuning steps if PTQ misses the targets")
+    t = _step(f"int8 backbone: fp32-scope search by PTQ on val (calibration on the training split; bias "
+              f"correction {qcfg.bias_correction}), then {qcfg.steps} quantization-aware fine-tuning steps if PTQ "
+              f"misses the targets")
     res = quantize_checkpoint(ckpt, manifest, ckpt.parent / "int8", qcfg)
     print(f"    {res.program} ({time.perf_counter() - t:.1f} s)")
     return res.program

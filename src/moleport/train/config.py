@@ -15,6 +15,8 @@ from moleport.spec import COLOR_CONSTANCY_RULES
 RUNS_FILE = Path(__file__).with_name("runs.json")
 SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("auto", "fp32", "bf16")  # autocast of the forward pass only; weights and checkpoints stay fp32
+#: Bias correction of the int8 backbone (moleport.train.qat): never, always, or only when PTQ without it meets no target
+BIAS_CORRECTION_MODES = ("off", "on", "auto")
 
 
 class ConfigError(ValueError):

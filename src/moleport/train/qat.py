@@ -68,11 +68,10 @@ from moleport.jsonio import sha256_file
 from moleport.models.checkpoint import load_checkpoint
 from moleport.preprocess import normalize_batch
 from moleport.spec import ModelSpec
+from moleport.train.config import BIAS_CORRECTION_MODES
 
-#: Largest batch the saved program accepts (torch.export dynamic dimension).
+#: File name of the int8 backbone program in the run's int8/ folder.
 PROGRAM_NAME = "backbone_int8.pt2"
-#: QatConfig.bias_correction: never, always, or only when the uncorrected scope search meets no target.
-BIAS_CORRECTION_MODES = ("off", "on", "auto")
 
 
 class QatError(RuntimeError):
