@@ -126,3 +126,24 @@ def test_normalize_batch():
         assert float(t[1, c, 5, 5]) == pytest.approx((1 - spec.mean[c]) / spec.std[c], abs=1e-6)
     bgr = normalize_batch(np.dstack([np.full((4, 4), v, np.uint8) for v in (0, 0, 255)])[None], spec.replace(color_order="BGR"))
     assert float(bgr[0, 0, 0, 0]) == pytest.approx((1 - spec.mean[0]) / spec.std[0], abs=1e-6)
+
+
+def test_tta_views_are_the_flips_and_quarter_turns_of_the_square():
+    from moleport.preprocess import TTA_RULES, tta_views
+
+    x = np.arange(2 * 5 * 5 * 3, dtype=np.uint8).reshape(2, 5, 5, 3)  # no symmetry: every view differs
+    key = lambda v: v.tobytes()  # noqa: E731
+    d8 = tta_views(x, "dihedral8")
+    assert len({key(v) for v in d8}) == 8 and all(v.shape == x.shape and v.flags.c_contiguous for v in d8)
+    # a group: the views of any view are the same 8 arrays
+    assert {key(v) for v in tta_views(d8[3], "dihedral8")} == {key(v) for v in d8}
+    f4 = tta_views(x, "flips4")
+    assert {key(v) for v in f4} == {key(x), key(x[:, :, ::-1].copy()), key(x[:, ::-1].copy()),
+                                    key(np.rot90(x, 2, axes=(1, 2)).copy())}
+    assert {key(v) for v in f4} <= {key(v) for v in d8}
+    assert [key(v) for v in tta_views(x, "flips2")] == [key(x), key(x[:, :, ::-1].copy())]
+    assert set(TTA_RULES) == {"flips2", "flips4", "dihedral8"}
+    with pytest.raises(ValueError, match="must be one of"):
+        tta_views(x, "rot3")
+    with pytest.raises(ValueError, match="square"):
+        tta_views(x[:, :4], "flips2")

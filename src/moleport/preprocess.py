@@ -232,3 +232,27 @@ def melanoma_probability(logits, spec: ModelSpec):
     import torch
 
     return torch.sigmoid(logits / spec.temperature)
+
+
+#: Test-time augmentation rules: the views of a canonical image whose logits are averaged. Every view is an exact
+#: symmetry of the square pixel grid (a flip or a quarter turn), so it commutes with this module's colour constancy
+#: and mean/std normalisation, and the views of the canonical uint8 image are the views of the model's input.
+TTA_RULES = ("flips2", "flips4", "dihedral8")
+
+
+def tta_views(batch_nhwc: np.ndarray, rule: str) -> list[np.ndarray]:
+    """The views ``rule`` averages over, of an N x H x W x C batch: flips2 = identity and left-right flip;
+    flips4 = those and their up-down flips (the half turn among them); dihedral8 = the 4 quarter turns and the
+    left-right flip of each (the whole dihedral group of the square)."""
+    if rule not in TTA_RULES:
+        raise ValueError(f"test-time augmentation rule must be one of {TTA_RULES}, got {rule!r}")
+    x = np.asarray(batch_nhwc)
+    if x.ndim != 4 or x.shape[1] != x.shape[2]:
+        raise ValueError(f"test-time augmentation needs square N x H x W x C images, got shape {x.shape}")
+    if rule == "flips2":
+        turns = [x]
+    elif rule == "flips4":
+        turns = [x, x[:, ::-1]]
+    else:
+        turns = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
+    return [np.ascontiguousarray(v) for t in turns for v in (t, t[:, :, ::-1])]

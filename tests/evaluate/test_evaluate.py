@@ -183,3 +183,37 @@ def test_an_ensemble_averages_the_logits_of_its_members(tmp_path, tiny_imagefold
     assert main(args + ["--bootstrap", "20"]) == 2 and "no threshold of its own" in capsys.readouterr().err
     assert main(args + ["--bootstrap", "20", "--threshold", "0.5"]) == 0
     assert json.loads((out / "evaluation.json").read_text())["model"]["architecture"].startswith("ensemble(")
+
+
+def test_tta_averages_the_logits_of_the_views(tmp_path, tiny_imagefolder, tiny_checkpoint, capsys):
+    from moleport.cli import main
+    from moleport.evaluate.dataset import load_pixels, open_eval_items
+    from moleport.evaluate.predictors import load_predictor
+    from moleport.preprocess import tta_views
+
+    x = load_pixels(open_eval_items(tiny_imagefolder), 224)
+    plain = load_predictor(tiny_checkpoint)
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    for rule, n in (("flips2", 2), ("flips4", 4), ("dihedral8", 8)):
+        views = tta_views(x, rule)
+        assert len(views) == n
+        expected = np.mean([logit(plain.predict(v)) for v in views], axis=0)
+        tta = load_predictor(tiny_checkpoint, tta=rule)
+        np.testing.assert_allclose(logit(tta.predict(x)), expected, rtol=1e-6, atol=1e-6)
+        assert tta.kind == f"checkpoint + test-time augmentation {rule}"
+    # a runner that scores the top-left pixel sees a different image in each view: the mean is not the plain score
+    corner = type("Corner", (), {"predict": lambda self, v: 1 / (1 + np.exp(-(v[:, 0, 0, 0] - 0.5) * 8))})()
+    ramp = np.linspace(0, 1, 224, dtype=np.float32)
+    img = np.broadcast_to(ramp[None, :, None, None] * ramp[None, None, :, None], (1, 224, 224, 3)).copy()
+    from moleport.evaluate.predictors import TtaRunner
+
+    assert not np.allclose(TtaRunner(corner, "dihedral8").predict(img), corner.predict(img))
+    np.testing.assert_allclose(logit(TtaRunner(corner, "flips2").predict(img)), np.mean(
+        [logit(corner.predict(v)) for v in tta_views(img, "flips2")], axis=0), rtol=1e-6)
+    out = tmp_path / "tta"
+    args = ["evaluate", str(tiny_checkpoint), "--data", str(tiny_imagefolder), "--out", str(out), "--bootstrap", "20"]
+    assert main(args + ["--tta", "dihedral8"]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["model"]["kind"].endswith("augmentation dihedral8")
+    with pytest.raises(SystemExit):
+        main(args + ["--tta", "rot3"])
+    assert "invalid choice: 'rot3'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ import sys
 
 from moleport.argtypes import positive_int, probability
 from moleport.evaluate.errors import EvaluationError
+from moleport.preprocess import TTA_RULES
 
 
 def register(subparsers) -> None:
@@ -34,6 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap draws for the 95%% CIs (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--threads", type=positive_int, default=2, help="inference threads")
+    p.add_argument("--tta", default=None, choices=TTA_RULES,
+                   help="test-time augmentation outside the model: average its logits over the flips / quarter "
+                        "turns of each image (flips2: 2 views, flips4: 4, dihedral8: 8)")
     op = p.add_argument_group("operating point (needs --data MANIFEST.json)")
     op.add_argument("--target-sensitivity", type=probability, default=None,
                     help="choose the threshold on the manifest's val split for this melanoma sensitivity (e.g. 0.95)")
@@ -70,13 +74,15 @@ def run(args: argparse.Namespace) -> int:
         if args.target_sensitivity is not None:
             rep = operating_point_report(args.model, args.data, args.out, externals=args.external,
                                          target=args.target_sensitivity, calibrate=args.calibrate,
-                                         n_boot=args.bootstrap, seed=args.seed, threads=args.threads)
+                                         n_boot=args.bootstrap, seed=args.seed, threads=args.threads,
+                                         tta=args.tta)
             print(rep["markdown"])
             print(f"wrote {args.out}/operating_point.json, operating_point.md, spec_with_threshold.json "
                   f"and one evaluation folder per data set")
             return 0
         result = evaluate_model(args.model, args.data, args.out, threshold=args.threshold, n_boot=args.bootstrap,
-                                seed=args.seed, preset=args.preset, split=args.split, threads=args.threads)
+                                seed=args.seed, preset=args.preset, split=args.split, threads=args.threads,
+                                tta=args.tta)
     except (EvaluationError, ValueError) as exc:
         print(f"moleport evaluate: error: {exc}", file=sys.stderr)
         return 2

@@ -97,11 +97,12 @@ def write_evaluation(out: str | Path, items: list[EvalItem], p: np.ndarray, pred
 
 def evaluate_model(model: str | Path, data: str | Path, out: str | Path, *, threshold: float | None = None,
                    n_boot: int = 1000, seed: int = 0, preset: str | None = None, split: str | None = None,
-                   threads: int = 2) -> dict[str, Any]:
-    """Evaluate ``model`` on ``data``; write ``out/evaluation.json``, figures and reports; return the result."""
+                   threads: int = 2, tta: str | None = None) -> dict[str, Any]:
+    """Evaluate ``model`` on ``data`` (with ``tta``: its logits averaged over that rule's views); write
+    ``out/evaluation.json``, figures and reports; return the result."""
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise EvaluationError(f"--threshold must be within [0, 1], got {threshold}")
-    pred = load_predictor(model, threads=threads)
+    pred = load_predictor(model, threads=threads, tta=tta)
     items = open_eval_items(data, preset=preset, split=split)
     if str(data).lower().endswith(".json"):
         split = split or "test"

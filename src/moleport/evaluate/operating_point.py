@@ -77,10 +77,11 @@ def render_markdown(op: dict[str, Any], results: dict[str, dict]) -> str:
 
 def operating_point_report(model: str | Path, manifest: str | Path, out: str | Path, *, externals=(),
                            target: float = 0.95, calibrate: bool = False, n_boot: int = 1000, seed: int = 0,
-                           threads: int = 2) -> dict[str, Any]:
-    """Choose the threshold on val; evaluate test and each external source at it; write ``out``."""
+                           threads: int = 2, tta: str | None = None) -> dict[str, Any]:
+    """Choose the threshold on val; evaluate test and each external source at it; write ``out``. With ``tta``
+    every score (val included) is the model's logit averaged over that rule's views."""
     out_dir = Path(out)
-    pred = load_predictor(model, threads=threads)
+    pred = load_predictor(model, threads=threads, tta=tta)
     val_items = open_eval_items(manifest, split="val")
     p_val = predict_with(pred, val_items, manifest, "val")
     op = choose_operating_point(labels_of(val_items), p_val, target, calibrate)

@@ -150,6 +150,16 @@ def _artifact_predictor(path: Path, threads: int) -> Predictor:
     return Predictor(spec, fmt, path, runner)
 
 
+def mean_logit_probability(probabilities: list[np.ndarray]) -> np.ndarray:
+    """``sigmoid(mean of the logits)`` of several P(melanoma) arrays of one batch."""
+    eps = 1e-12
+    logits = []
+    for p in probabilities:
+        p = np.clip(np.asarray(p, dtype=np.float64), eps, 1.0 - eps)
+        logits.append(np.log(p) - np.log1p(-p))
+    return 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0)))
+
+
 class EnsembleRunner:
     """P(melanoma) of several models as ``sigmoid(mean of their logits)`` (each model's own temperature applied)."""
 
@@ -157,12 +167,31 @@ class EnsembleRunner:
         self.members = members
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        eps = 1e-12
-        logits = []
-        for m in self.members:
-            p = np.clip(np.asarray(m.runner.predict(x), dtype=np.float64), eps, 1.0 - eps)
-            logits.append(np.log(p) - np.log1p(-p))
-        return 1.0 / (1.0 + np.exp(-np.mean(logits, axis=0)))
+        return mean_logit_probability([m.runner.predict(x) for m in self.members])
+
+
+class TtaRunner:
+    """Test-time augmentation outside the model: P(melanoma) as ``sigmoid(mean of the logits)`` over the views of
+    :func:`moleport.preprocess.tta_views` (each view run through ``runner`` as it is, temperature included)."""
+
+    def __init__(self, runner, rule: str):
+        from moleport.preprocess import TTA_RULES
+
+        if rule not in TTA_RULES:
+            raise EvaluationError(f"--tta must be one of {', '.join(TTA_RULES)}, got {rule!r}")
+        self.runner, self.rule = runner, rule
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        from moleport.preprocess import tta_views
+
+        return mean_logit_probability([self.runner.predict(v) for v in tta_views(x, self.rule)])
+
+
+def with_tta(pred: Predictor, rule: str | None) -> Predictor:
+    """``pred`` with its logits averaged over the views of ``rule`` (None: ``pred`` itself)."""
+    if rule is None:
+        return pred
+    return Predictor(pred.spec, f"{pred.kind} + test-time augmentation {rule}", pred.path, TtaRunner(pred.runner, rule))
 
 
 def _ensemble_predictor(models: list[str | Path], threads: int) -> Predictor:
@@ -178,9 +207,12 @@ def _ensemble_predictor(models: list[str | Path], threads: int) -> Predictor:
     return Predictor(spec, f"ensemble of {len(members)}", members[0].path, EnsembleRunner(members))
 
 
-def load_predictor(model, threads: int = 2) -> Predictor:
+def load_predictor(model, threads: int = 2, tta: str | None = None) -> Predictor:
     """A :class:`Predictor` for a checkpoint (``.pt``) or an artifact (``.onnx/.tflite/.pte/.mlpackage``); for a
-    list of two or more of them, their logit average (:class:`EnsembleRunner`)."""
+    list of two or more of them, their logit average (:class:`EnsembleRunner`); with ``tta``, that predictor's
+    logits averaged over the rule's views (:class:`TtaRunner`)."""
+    if tta is not None:
+        return with_tta(load_predictor(model, threads), tta)
     if isinstance(model, (list, tuple)):
         if len(model) > 1:
             return _ensemble_predictor(list(model), threads)
