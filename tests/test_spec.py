@@ -55,3 +55,29 @@ def test_colour_constancy_and_temperature_round_trip_and_validate(tmp_path):
     for bad in (0.0, -1.0, 1e6, "2"):
         with pytest.raises(SpecError, match="temperature"):
             ModelSpec("mobilenet", temperature=bad)
+
+
+def test_tta_round_trips_validates_and_an_older_spec_has_none(tmp_path):
+    s = ModelSpec("mobilenet", tta="dihedral8", threshold=0.06)
+    assert ModelSpec.load(s.save(tmp_path / "s.json")) == s
+    old = ModelSpec("mobilenet").to_dict()
+    del old["tta"]  # a spec.json written before the field existed still loads, without test-time augmentation
+    assert ModelSpec.from_dict(old).tta is None
+    with pytest.raises(SpecError, match="tta must be None or one of"):
+        ModelSpec("mobilenet", tta="rot3")
+
+
+def test_the_apps_accept_exactly_the_in_graph_tta_rules():
+    """android_demo and web_demo refuse a spec.json whose tta the exporter does not implement: same list as TTA_RULES."""
+    import re
+    from pathlib import Path
+
+    from moleport.spec import TTA_RULES
+
+    root = Path(__file__).resolve().parents[1]
+    java = (root / "android_demo/core/src/main/java/org/moleport/core/ModelSpec.java").read_text(encoding="utf-8")
+    js = (root / "web_demo/src/preprocess.js").read_text(encoding="utf-8")
+    in_java = re.search(r"IN_GRAPH_TTA = [^;]*?asList\(([^)]*)\)", java, re.S).group(1)
+    in_js = re.search(r"IN_GRAPH_TTA = \[([^\]]*)\]", js).group(1)
+    assert re.findall(r'"([^"]+)"', in_java) == list(TTA_RULES)
+    assert re.findall(r"'([^']+)'", in_js) == list(TTA_RULES)

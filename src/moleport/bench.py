@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from moleport.paths import artifacts_dir
+from moleport.spec import TTA_RULES
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
@@ -56,16 +57,25 @@ def run_bench(args: argparse.Namespace) -> int:
         from moleport.train.bench import projected_grid_hours
 
         print(f"projected time of the paper grid (archs above, this device): {projected_grid_hours(results['train']):.1f} h")
-    if "export" in args.only:
-        ckpt = args.ckpt or _latest_checkpoint()
-        if ckpt is None:
-            print("\n## export\n(skipped: no checkpoint; run `make export` first or pass --ckpt)")
-        else:
-            from moleport.export.bench import bench_export
+    ckpt = args.ckpt or _latest_checkpoint()
+    manifest = args.manifest or (split_manifest_of(ckpt) if ckpt is not None else None)
+    for section in ("export", "tta"):
+        if section not in args.only:
+            continue
+        if ckpt is None or manifest is None:
+            print(f"\n## {section}\n(skipped: no checkpoint and split manifest (the int8 variants calibrate on "
+                  f"its train split); run `make export` first or pass --ckpt and --manifest)")
+            continue
+        from moleport.export.bench import bench_export, bench_tta
 
-            results["export"] = bench_export(ckpt, args.manifest, measure=artifact_latencies)
+        if section == "export":
+            results["export"] = bench_export(ckpt, manifest, measure=artifact_latencies)
             print("\n## export time, size and single-thread latency per format (one run, side by side)\n"
                   + _table(results["export"]))
+        else:
+            results["tta"] = bench_tta(ckpt, manifest, rules=args.tta_rules, measure=artifact_latencies)
+            print("\n## in-graph test-time augmentation: single-thread latency of the phone formats, each rule "
+                  "against none (one run, side by side)\n" + _table(results["tta"]))
     out = artifacts_dir() / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=str))
@@ -110,6 +120,26 @@ def _bench_train_threads(args: argparse.Namespace) -> list[dict[str, Any]]:
                            precisions=args.precisions)
 
 
+def split_manifest_of(ckpt: Path) -> Path | None:
+    """The split manifest a checkpoint was trained on, found by its sha256 among the manifests under artifacts/
+    (the pipeline's ``splits/<name>.json``, a run folder's ``manifest-*.json``); None when none matches."""
+    from moleport.data.manifest import ManifestError, load_manifest
+    from moleport.models.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        want = load_checkpoint(ckpt).meta.get("manifest_sha256")
+    except CheckpointError:
+        return None
+    root = artifacts_dir()
+    for cand in sorted([*root.glob("splits/*.json"), *root.glob("train/**/manifest*.json")]):
+        try:
+            if want and load_manifest(cand).sha256 == want:
+                return cand
+        except (ManifestError, OSError, ValueError):
+            continue
+    return None
+
+
 def _latest_checkpoint() -> Path | None:
     cands = sorted((artifacts_dir() / "train").glob("*/checkpoint.pt"), key=lambda p: p.stat().st_mtime)
     return cands[-1] if cands else None
@@ -117,7 +147,8 @@ def _latest_checkpoint() -> Path | None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="print measured speed/size numbers (make bench)")
-    p.add_argument("--only", nargs="+", default=["data", "train", "export"], choices=["data", "train", "export"])
+    p.add_argument("--only", nargs="+", default=["data", "train", "export", "tta"],
+                   choices=["data", "train", "export", "tta"])
     p.add_argument("--archs", nargs="+", default=["mobilenet", "mobilenet_v2", "resnet50", "vgg16", "vgg19", "alexnet"])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[16, 256])
     p.add_argument("--steps", type=int, default=3, help="timed training steps per (arch, batch)")
@@ -125,6 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="forward autocast per training row (bf16 on CPU only where the processor has it)")
     p.add_argument("--threads", type=int, help="torch threads for the training rows (default: torch's)")
     p.add_argument("--synth-n", type=int, default=200)
+    p.add_argument("--tta-rules", nargs="+", default=["flips4", "dihedral8"], choices=list(TTA_RULES),
+                   help="in-graph test-time augmentation rules the tta section exports and times against none")
     p.add_argument("--ckpt", type=Path)
     p.add_argument("--manifest", type=Path)
     p.set_defaults(func=run_bench)

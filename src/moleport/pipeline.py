@@ -21,6 +21,7 @@ from pathlib import Path
 from moleport.argtypes import add_dataclass_arguments, cli, dataclass_from_args, positive_float
 from moleport.parity.ship import REQUIRED_PRECISIONS  # fp32/fp16 parity failures fail the job; w8/int8 are rejected
 from moleport.paths import artifacts_dir
+from moleport.spec import TTA_RULES
 from moleport.train.config import BIAS_CORRECTION_MODES
 
 
@@ -39,6 +40,10 @@ class PipelineConfig:
                                                           "kept)"))
     profile: str = field(default="quick", metadata=cli("training profile/run name (default: quick)"))
     epochs: int | None = field(default=None, metadata=cli("override the profile's epochs"))
+    #: ModelSpec.tta of the trained model (None: the profile's); set at training, where the threshold is chosen
+    tta: str | None = field(default=None, metadata=cli(
+        "test-time augmentation of the trained model, averaged inside every exported graph (default: the "
+        "profile's; 'none' turns it off); a --ckpt carries its own", choices=["none", *TTA_RULES]))
     parity: bool = True  # --no-parity
     limit: int | None = field(default=None, metadata=cli("parity on the first N test images only"))
     #: evaluation-only data sources (never trained or tuned on)
@@ -94,6 +99,8 @@ def train_checkpoint(cfg: PipelineConfig, manifest: Path, root: Path) -> Path:
     run = dataclasses.replace(get_run(cfg.profile), out_dir=root / "train" / f"{cfg.profile}-{cfg.name}")
     if cfg.epochs is not None:
         run = run.replace(epochs=cfg.epochs)
+    if cfg.tta is not None:
+        run = run.replace(tta=None if cfg.tta == "none" else cfg.tta)
     t = _step(f"training '{cfg.profile}' profile ({run.arch}, {run.epochs} epochs, batch {run.batch_size}, lr {run.lr})")
     run_dir = train_run(run, manifest)
     print(f"    {run_dir} ({time.perf_counter() - t:.1f} s)")
@@ -249,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     for e in a.externals:
         if not e.exists():
             ap.error(f"--external {e}: no such data source")
+    if a.ckpt is not None and a.tta is not None:
+        ap.error("--tta applies to the model trained here (its val threshold is chosen through the views); "
+                 "a --ckpt carries its own in its ModelSpec")
     for flag, path in (("--ckpt", a.ckpt), ("--manifest", a.manifest)):
         if path is not None and not path.is_file():
             ap.error(f"{flag} {path}: no such file")

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from moleport.procstate import attributes
-from moleport.spec import SHADES_OF_GRAY, ModelSpec
+from moleport.spec import SHADES_OF_GRAY, TTA_RULES, ModelSpec
 
 #: Largest image accepted (pixels). Anything above is treated as a decompression bomb.
 MAX_PIXELS = 64_000_000
@@ -234,25 +234,39 @@ def melanoma_probability(logits, spec: ModelSpec):
     return torch.sigmoid(logits / spec.temperature)
 
 
-#: Test-time augmentation rules: the views of a canonical image whose logits are averaged. Every view is an exact
-#: symmetry of the square pixel grid (a flip or a quarter turn), so it commutes with this module's colour constancy
-#: and mean/std normalisation, and the views of the canonical uint8 image are the views of the model's input.
-TTA_RULES = ("flips2", "flips4", "dihedral8")
+# Test-time augmentation (spec.TTA_RULES): every view is an exact symmetry of the square pixel grid (a flip or a
+# quarter turn), so it commutes with this module's colour constancy and mean/std normalisation, and the views of the
+# canonical uint8 image are the views of the model's input.
 
 
-def tta_views(batch_nhwc: np.ndarray, rule: str) -> list[np.ndarray]:
-    """The views ``rule`` averages over, of an N x H x W x C batch: flips2 = identity and left-right flip;
-    flips4 = those and their up-down flips (the half turn among them); dihedral8 = the 4 quarter turns and the
-    left-right flip of each (the whole dihedral group of the square)."""
+def tta_views(batch_nhwc, rule: str) -> list:
+    """The views ``rule`` averages over, of an N x H x W x C batch (numpy or torch, returned as the same kind):
+    flips2 = identity and left-right flip; flips4 = those and their up-down flips (the half turn among them);
+    dihedral8 = the 4 quarter turns and the left-right flip of each (the whole dihedral group of the square)."""
     if rule not in TTA_RULES:
         raise ValueError(f"test-time augmentation rule must be one of {TTA_RULES}, got {rule!r}")
-    x = np.asarray(batch_nhwc)
+    if not hasattr(batch_nhwc, "numpy"):  # numpy (or array-like)
+        x = np.asarray(batch_nhwc)
+        rot, flip, done = (lambda t, k: np.rot90(t, k, axes=(1, 2))), (lambda t, a: np.flip(t, a)), np.ascontiguousarray
+    else:
+        x = batch_nhwc
+        rot, flip, done = (lambda t, k: t.rot90(k, (1, 2))), (lambda t, a: t.flip(a)), (lambda t: t.contiguous())
     if x.ndim != 4 or x.shape[1] != x.shape[2]:
-        raise ValueError(f"test-time augmentation needs square N x H x W x C images, got shape {x.shape}")
+        raise ValueError(f"test-time augmentation needs square N x H x W x C images, got shape {tuple(x.shape)}")
     if rule == "flips2":
         turns = [x]
     elif rule == "flips4":
-        turns = [x, x[:, ::-1]]
+        turns = [x, flip(x, 1)]
     else:
-        turns = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
-    return [np.ascontiguousarray(v) for t in turns for v in (t, t[:, :, ::-1])]
+        turns = [rot(x, k) if k else x for k in range(4)]
+    return [done(v) for t in turns for v in (t, flip(t, 2))]
+
+
+def view_logits(logit_fn, batch_nhwc, spec: ModelSpec):
+    """``logit_fn`` (uint8 NHWC batch -> N logits, torch) of ``batch_nhwc``; with ``spec.tta``, the mean of its
+    logits over the rule's views (the PyTorch side of an in-graph test-time augmentation)."""
+    import torch
+
+    if spec.tta is None:
+        return logit_fn(batch_nhwc)
+    return torch.stack([logit_fn(v).reshape(-1) for v in tta_views(batch_nhwc, spec.tta)]).mean(dim=0)

@@ -21,6 +21,12 @@ LABELS = ("nevus", "melanoma")
 #: (training and the PyTorch reference) and, independently, inside every exported graph.
 SHADES_OF_GRAY = "shades-of-gray-p6"
 COLOR_CONSTANCY_RULES = (SHADES_OF_GRAY,)
+#: Test-time augmentation rules a spec may name: the exact symmetries of the square pixel grid whose logits the
+#: model averages (``moleport.preprocess.tta_views`` for the PyTorch reference; written again inside every exported
+#: graph). flips2 = identity + left-right flip; flips4 = those and their up-down flips; dihedral8 = the 4 quarter
+#: turns and the left-right flip of each.
+TTA_RULES = ("flips2", "flips4", "dihedral8")
+TTA_VIEWS = {"flips2": 2, "flips4": 4, "dihedral8": 8}
 
 
 class SpecError(ValueError):
@@ -51,6 +57,9 @@ class ModelSpec:
     #: Temperature T of the output: P(melanoma) = sigmoid(logit / T); fitted on validation data when
     #: the run calibrates (1.0 = uncalibrated). ``threshold`` applies to that (calibrated) probability.
     temperature: float = 1.0
+    #: Optional test-time augmentation (one of TTA_RULES): P(melanoma) = sigmoid(mean over the views of the logit / T).
+    #: Part of what the model computes from pixels, so exports carry it in-graph and ``threshold`` is chosen through it.
+    tta: str | None = None
     #: Contract of exported artifacts (filled by export): layout, value range, outputs.
     export_input: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     version: int = 1
@@ -76,6 +85,8 @@ class ModelSpec:
         if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:
             raise SpecError(f"color_constancy must be None or one of {COLOR_CONSTANCY_RULES}, "
                             f"got {self.color_constancy!r}")
+        if self.tta is not None and self.tta not in TTA_RULES:
+            raise SpecError(f"tta must be None or one of {TTA_RULES}, got {self.tta!r}")
         if not (isinstance(self.temperature, (int, float)) and 0.01 <= self.temperature <= 100.0):
             raise SpecError(f"temperature must be a number within [0.01, 100], got {self.temperature!r}")
 

@@ -74,3 +74,51 @@ def test_shades_of_gray_removes_a_global_colour_cast():
     grey = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64)
     assert torch.allclose(shades_of_gray(grey), grey)  # a grey illuminant leaves pixels unchanged
     assert export_contract(ModelSpec("m", color_constancy="shades-of-gray-p6"))["color_constancy"].startswith("inside")
+
+
+def _views_reference(model, spec, x):
+    """P(melanoma) through preprocess.view_logits (the PyTorch reference's test-time augmentation)."""
+    from moleport.preprocess import view_logits
+
+    with torch.no_grad():
+        return melanoma_probability(view_logits(lambda b: model(normalize_batch(b, spec)).reshape(-1), x, spec), spec)
+
+
+def test_in_graph_tta_matches_the_reference_views_in_both_layouts():
+    from moleport.spec import TTA_RULES
+
+    model = _tiny()
+    x = _tinted(3, 4)
+    single = wrap(model, ModelSpec("tiny", input_size=32))(torch.as_tensor(x, dtype=torch.float32))[:, 1]
+    for rule in TTA_RULES:
+        spec = ModelSpec("tiny", input_size=32, tta=rule, color_constancy="shades-of-gray-p6", temperature=1.3)
+        want = _views_reference(model, spec, x)
+        with torch.no_grad():
+            nhwc = wrap(model, spec, "NHWC")(torch.as_tensor(x, dtype=torch.float32))
+            nchw = wrap(model, spec, "NCHW")(torch.as_tensor(x, dtype=torch.float32).permute(0, 3, 1, 2))
+        assert nhwc.shape == (3, 2)
+        torch.testing.assert_close(nhwc[:, 1], want.float(), atol=1e-6, rtol=0)
+        torch.testing.assert_close(nchw, nhwc, atol=1e-6, rtol=0)
+        assert (nhwc[:, 1] - single).abs().max() > 1e-4, rule  # the views change the answer
+
+
+def test_dihedral8_in_graph_is_invariant_to_every_flip_and_quarter_turn():
+    """Averaged over the whole dihedral group, an image and any of its 8 symmetric versions get one answer."""
+    from moleport.preprocess import tta_views
+
+    model = _tiny()
+    spec = ModelSpec("tiny", input_size=32, tta="dihedral8")
+    x = _tinted(2, 5)
+    net = wrap(model, spec)
+    with torch.no_grad():
+        base = net(torch.as_tensor(x, dtype=torch.float32))
+        for view in tta_views(x, "dihedral8"):
+            torch.testing.assert_close(net(torch.as_tensor(view, dtype=torch.float32)), base, atol=2e-6, rtol=0)
+        flips2 = wrap(model, spec.replace(tta="flips2"))
+        turned = flips2(torch.as_tensor(np.ascontiguousarray(np.rot90(x, 1, axes=(1, 2))), dtype=torch.float32))
+        assert (turned - flips2(torch.as_tensor(x, dtype=torch.float32))).abs().max() > 1e-4  # not a quarter-turn group
+
+
+def test_contract_names_the_in_graph_tta():
+    assert export_contract(ModelSpec("m"))["tta"] is None
+    assert "8 dihedral8 views" in export_contract(ModelSpec("m", tta="dihedral8"))["tta"]

@@ -18,7 +18,7 @@ from torch import nn
 
 from moleport.runtimes.coreml_mil import (
     IMPLEMENTATION, CoreMLPackageError, CoreMLReferenceRunner, MILExecutionError)
-from moleport.runtimes.coreml_ops import (UnsupportedOpError, constexpr_affine_dequantize,
+from moleport.runtimes.coreml_ops import (UnsupportedOpError, constexpr_affine_dequantize, gather,
                                                   constexpr_blockwise_shift_scale)
 
 ct = pytest.importorskip("coremltools")
@@ -338,3 +338,14 @@ def test_constexpr_failure_is_an_execution_error(packages, tmp_path, monkeypatch
     monkeypatch.setattr(coreml_mil, "CONSTEXPR_OPS", {"constexpr_affine_dequantize": broken})
     with pytest.raises(MILExecutionError, match=r"op 'constexpr_affine_dequantize' producing '\w+' failed: boom"):
         CoreMLReferenceRunner(path)
+
+
+def test_gather_kernel():
+    """MIL gather (the in-graph test-time augmentation's flips): np.take, negative indices from the end."""
+    x = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    np.testing.assert_array_equal(gather(x, np.array([3, 2, 1, 0]), axis=3), x[..., ::-1])
+    np.testing.assert_array_equal(gather(x, np.array([-1, 0]), axis=2), x[:, :, [2, 0]])
+    with pytest.raises(ValueError, match="outside"):
+        gather(x, np.array([4]), axis=3)
+    with pytest.raises(UnsupportedOpError, match="batch_dims"):
+        gather(x, np.array([0]), axis=3, batch_dims=1)

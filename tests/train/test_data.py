@@ -49,3 +49,27 @@ def test_vignette_blackens_the_corners_of_some_images():
 def test_strength_is_validated():
     with pytest.raises(ConfigError, match="acquisition"):
         RunConfig(name="t", arch="mobilenet", epochs=1, batch_size=2, lr=1e-3, acquisition=1.5)
+
+
+def test_predict_logits_averages_the_spec_views():
+    """With spec.tta the final val/test pass is the mean logit over preprocess.tta_views, as the reference computes."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from moleport.preprocess import normalize_batch, tta_views
+    from moleport.spec import ModelSpec
+    from moleport.train.data import SplitTensors, predict_logits
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.ReLU(), nn.Flatten(), nn.LazyLinear(1))
+    net(torch.zeros(1, 3, 32, 32))
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8))
+    data = SplitTensors(x=x, y=torch.zeros(5), files=tuple(f"{i}.png" for i in range(5)))
+    spec = ModelSpec("tiny", input_size=32, tta="dihedral8")
+    got = predict_logits(net, data, spec, torch.device("cpu"), batch_size=2)
+    with torch.no_grad():
+        views = [net(normalize_batch(v, spec)).reshape(-1) for v in tta_views(x.numpy(), "dihedral8")]
+    torch.testing.assert_close(got, torch.stack(views).mean(0), atol=1e-5, rtol=0)
+    single = predict_logits(net, data, spec.replace(tta=None), torch.device("cpu"))
+    assert (got - single).abs().max() > 1e-3

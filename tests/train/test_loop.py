@@ -118,3 +118,27 @@ def test_lr_schedules():
     lrs = [lr_at(c, s, 100) for s in range(100)]
     assert max(lrs) == pytest.approx(1e-3, rel=1e-2) and lrs[0] < 1e-4 and lrs[-1] < 1e-6
     assert lr_at(c.replace(schedule="constant"), 50, 100) == 1e-3
+
+
+def test_a_tta_run_chooses_its_threshold_through_the_views(tmp_path, tiny_manifest):
+    """--tta: the checkpoint's spec carries the rule, and its val threshold is one of the view-averaged P(melanoma)
+    the PyTorch reference (and every export) computes (that the views change the logits: tests/train/test_data.py)."""
+    import numpy as np
+
+    from moleport.data.arrays import load_split
+    from moleport.runtimes.torch_ref import TorchReferenceRunner
+
+    with pytest.raises(ConfigError, match="tta"):
+        _cfg(tmp_path, tta="rot3")
+    run_dir = train_run(_cfg(tmp_path, epochs=1, tta="dihedral8"), tiny_manifest)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    loaded = load_checkpoint(run_dir / "checkpoint.pt")
+    assert loaded.spec.tta == "dihedral8" and m["spec"]["tta"] == "dihedral8"
+    val = load_split(tiny_manifest, "val", size=64)
+    ref = TorchReferenceRunner(run_dir / "checkpoint.pt")
+    ref.load()
+    p = ref.predict(np.asarray(val.x))
+    y = np.asarray(val.y)
+    thr = loaded.spec.threshold  # the smallest val melanoma P(melanoma) at this size: one of the reference's values
+    assert np.abs(p[y == 1] - thr).min() < 1e-6 and (p[y == 1] >= thr - 1e-6).mean() >= 0.95
+    assert np.quantile(p, 0.5) == pytest.approx(m["val"]["probability"]["median"], abs=1e-6)

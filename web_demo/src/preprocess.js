@@ -300,6 +300,8 @@ export function preprocessRgb(rgb, width, height, { size = 224, crop = null } = 
 
 /** Colour-constancy rules the exporter implements inside the graph (moleport.spec.COLOR_CONSTANCY_RULES). */
 export const IN_GRAPH_COLOR_CONSTANCY = ['shades-of-gray-p6'];
+/** Test-time augmentation rules the exporter averages inside the graph (moleport.spec.TTA_RULES). */
+export const IN_GRAPH_TTA = ['flips2', 'flips4', 'dihedral8'];
 
 /**
  * Check that a ModelSpec (spec.json) describes an input this code produces; returns
@@ -322,6 +324,10 @@ export function checkSpec(spec) {
   const constancy = spec.color_constancy ?? null;
   if (constancy !== null && !IN_GRAPH_COLOR_CONSTANCY.includes(constancy)) {
     throw new PreprocessError(`spec.json color_constancy "${constancy}" is not a rule the exported graph implements (${IN_GRAPH_COLOR_CONSTANCY.join(', ')})`);
+  }
+  const tta = spec.tta ?? null;
+  if (tta !== null && !IN_GRAPH_TTA.includes(tta)) {
+    throw new PreprocessError(`spec.json tta "${tta}" is not a test-time augmentation the exported graph implements (${IN_GRAPH_TTA.join(', ')})`);
   }
   const temperature = spec.temperature ?? 1;
   if (!(typeof temperature === 'number' && temperature >= 0.01 && temperature <= 100)) {

@@ -15,7 +15,7 @@ import sys
 
 from moleport.argtypes import positive_int, probability
 from moleport.evaluate.errors import EvaluationError
-from moleport.preprocess import TTA_RULES
+from moleport.spec import TTA_RULES
 
 
 def register(subparsers) -> None:

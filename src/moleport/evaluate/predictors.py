@@ -175,7 +175,7 @@ class TtaRunner:
     :func:`moleport.preprocess.tta_views` (each view run through ``runner`` as it is, temperature included)."""
 
     def __init__(self, runner, rule: str):
-        from moleport.preprocess import TTA_RULES
+        from moleport.spec import TTA_RULES
 
         if rule not in TTA_RULES:
             raise EvaluationError(f"--tta must be one of {', '.join(TTA_RULES)}, got {rule!r}")
@@ -191,6 +191,9 @@ def with_tta(pred: Predictor, rule: str | None) -> Predictor:
     """``pred`` with its logits averaged over the views of ``rule`` (None: ``pred`` itself)."""
     if rule is None:
         return pred
+    if pred.spec.tta is not None:
+        raise EvaluationError(f"{pred.path}: its ModelSpec already averages the {pred.spec.tta} views (tta); "
+                              f"--tta would average views of views")
     return Predictor(pred.spec, f"{pred.kind} + test-time augmentation {rule}", pred.path, TtaRunner(pred.runner, rule))
 
 

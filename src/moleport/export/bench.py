@@ -18,3 +18,30 @@ def bench_export(ckpt: str | Path, manifest: str | Path, *, formats=None, calib_
         extra = measure(result.out_dir) if measure is not None else {}
         return [{"format": o.format, "precision": o.precision, "status": o.status, "seconds": o.seconds,
                  "bytes": sizes.get(o.path), **extra.get(o.path, {}), "error": o.error} for o in result.outcomes]
+
+
+#: The formats the apps run (the phone/browser artifacts) timed by :func:`bench_tta`.
+TTA_BENCH_FORMATS = ("tflite", "executorch")
+
+
+def bench_tta(ckpt: str | Path, manifest: str | Path, *, rules=("flips4", "dihedral8"), formats=TTA_BENCH_FORMATS,
+              calib_n: int = 300, measure) -> list[dict]:
+    """The checkpoint exported once without test-time augmentation and once per rule (its spec's ``tta`` set, the
+    weights unchanged), every variant timed by ``measure``; rows carry ``tta`` and ``latency_vs_none``, the ratio
+    to the same format and precision without views (issue 16's budget: at most 4x)."""
+    from moleport.models.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(ckpt)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="moleport-bench-tta-") as tmp:
+        for rule in (None, *rules):
+            variant = save_checkpoint(Path(tmp) / f"{rule or 'none'}.pt", loaded.model, loaded.spec.replace(tta=rule),
+                                      manifest_sha256=loaded.meta.get("manifest_sha256"))
+            rows += [{"tta": rule or "none", **row}
+                     for row in bench_export(variant, manifest, formats=list(formats), calib_n=calib_n, measure=measure)]
+    base = {(r["format"], r["precision"]): r.get("latency_ms") for r in rows if r["tta"] == "none"}
+    for r in rows:
+        ref = base.get((r["format"], r["precision"]))
+        if ref and r.get("latency_ms"):
+            r["latency_vs_none"] = round(r["latency_ms"] / ref, 2)
+    return rows

@@ -19,9 +19,10 @@ from moleport.export.wrapper import export_contract, input_shape, wrap
 from moleport.spec import ModelSpec
 
 PRECISIONS = ("fp32", "int8")
-#: Operators allowed to stay outside XNNPACK: graph plumbing and views, no arithmetic.
+#: Operators allowed to stay outside XNNPACK: graph plumbing and views, no arithmetic (``index_select``: the
+#: in-graph test-time augmentation's flips, exact copies XNNPACK has no kernel for; moleport.export.wrapper.GridViews).
 ALLOWED_OUTSIDE_XNNPACK = frozenset({
-    "getitem", "aten_view_copy_default", "aten_as_strided_copy_default", "aten_squeeze_copy_dims",
+    "getitem", "aten_index_select_default", "aten_view_copy_default", "aten_as_strided_copy_default", "aten_squeeze_copy_dims",
     "aten_squeeze_copy_dim", "aten_unsqueeze_copy_default", "aten_clone_default", "dim_order_ops__clone_dim_order_default",
 })
 log = logging.getLogger(__name__)

@@ -338,6 +338,19 @@ def concat(values, axis, interleave=False):
     return np.concatenate([np.asarray(v) for v in values], axis=int(axis))
 
 
+def gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
+    """MIL ``gather`` (iOS15+): ``np.take`` along ``axis``; negative indices count from the end, as in MIL."""
+    if int(batch_dims) != 0:
+        raise UnsupportedOpError(f"gather with batch_dims={int(batch_dims)}")
+    x = np.asarray(x)
+    idx = np.asarray(indices).astype(np.int64)
+    axis = int(axis)
+    n = x.shape[axis]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise ValueError(f"gather: indices outside [-{n}, {n}) on axis {axis}")
+    return np.take(x, np.where(idx < 0, idx + n, idx), axis=axis)
+
+
 def stack(values, axis):
     return np.stack([np.asarray(v) for v in values], axis=int(axis))
 
@@ -453,6 +466,6 @@ OPS: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "real_div": _binary(np.divide), "maximum": _binary(np.maximum),
     "minimum": _binary(np.minimum), "pow": _binary(np.power),
     "pad": pad, "reshape": reshape, "squeeze": squeeze, "expand_dims": expand_dims,
-    "flatten2d": flatten2d, "transpose": transpose, "concat": concat, "stack": stack,
+    "flatten2d": flatten2d, "transpose": transpose, "concat": concat, "stack": stack, "gather": gather,
     "slice_by_index": slice_by_index, "slice_by_size": slice_by_size, "classify": classify,
 })

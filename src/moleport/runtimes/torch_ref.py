@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from moleport.runtimes.base import Runner, RunnerError
-from moleport.preprocess import melanoma_probability, normalize_batch
+from moleport.preprocess import melanoma_probability, normalize_batch, view_logits
 from moleport.procstate import torch_threads
 from moleport.spec import ModelSpec
 
@@ -50,7 +50,9 @@ class TorchReferenceRunner(Runner):
         out = []
         with torch_threads(self.threads):
             for i in range(0, len(x), self.batch_size):
-                logits = self.model(normalize_batch(np.array(x[i:i + self.batch_size]), self.spec))
+                batch = np.array(x[i:i + self.batch_size])
+                # with spec.tta: the mean logit over preprocess.tta_views (the exports do it in-graph, on their own)
+                logits = view_logits(lambda b: self.model(normalize_batch(b, self.spec)), batch, self.spec)
                 out.append(melanoma_probability(logits.double().reshape(-1), self.spec).numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
@@ -58,6 +60,6 @@ class TorchReferenceRunner(Runner):
 def _contract(spec: ModelSpec) -> dict[str, Any]:
     """The fields that change what a model computes from pixels (not ``threshold``: a decision rule applied to
     P(melanoma) by consumers, which a site calibration moves without touching the checkpoint or the artifacts)."""
-    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "color_constancy", "temperature")
+    keys = ("architecture", "input_size", "color_order", "mean", "std", "labels", "color_constancy", "temperature", "tta")
     d = spec.to_dict()
     return {k: d[k] for k in keys}

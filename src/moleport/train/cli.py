@@ -15,7 +15,7 @@ from moleport.train.config import RunConfig
 
 #: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 10th).
 RUN_OPTIONS = ("arch", "device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
-               "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity")
+               "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity", "tta")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -56,8 +56,9 @@ def _overrides(args: argparse.Namespace, cfg, out: Path):
     """The run ``cfg`` with every option given on the command line (``--augment`` only adds augmentation)."""
     changes = {key: getattr(args, key) for key in RUN_OPTIONS if getattr(args, key, None) is not None}
     changes.update(out_dir=out / cfg.name, augment=args.augment or cfg.augment)
-    if changes.get("color_constancy") == "none":
-        changes["color_constancy"] = None
+    for key in ("color_constancy", "tta"):
+        if changes.get(key) == "none":
+            changes[key] = None
     return cfg.replace(**changes)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from moleport.argtypes import cli
 from moleport.models import ARCHITECTURES
 from moleport.paths import artifacts_dir
-from moleport.spec import COLOR_CONSTANCY_RULES
+from moleport.spec import COLOR_CONSTANCY_RULES, TTA_RULES
 
 RUNS_FILE = Path(__file__).with_name("runs.json")
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -51,6 +51,10 @@ class RunConfig:
                                    "profile's off", choices=["none", *COLOR_CONSTANCY_RULES]))
     calibrate: bool = field(  # fit ModelSpec.temperature on val (NLL) before choosing the threshold
         default=False, metadata=cli("fit the spec's temperature on val before choosing the threshold"))
+    tta: str | None = field(  # ModelSpec.tta of the trained model: temperature and threshold are chosen through it
+        default=None, metadata=cli("ModelSpec test-time augmentation (exports average the views in-graph); the "
+                                   "final val pass, temperature and threshold go through it; 'none' turns a "
+                                   "profile's off", choices=["none", *TTA_RULES]))
     early_stop_train_acc: float | None = 0.95  # the paper's rule; None disables it
     seed: int = field(default=0, metadata=cli("override the run's seed"))
     input_size: int = 224
@@ -91,6 +95,8 @@ class RunConfig:
         if self.color_constancy is not None and self.color_constancy not in COLOR_CONSTANCY_RULES:
             raise ConfigError(f"run {self.name!r}: color_constancy must be null or one of {COLOR_CONSTANCY_RULES}, "
                               f"got {self.color_constancy!r}")
+        if self.tta is not None and self.tta not in TTA_RULES:
+            raise ConfigError(f"run {self.name!r}: tta must be null or one of {TTA_RULES}, got {self.tta!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"run {self.name!r}: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.limit is not None and self.limit < 1:

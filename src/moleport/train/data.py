@@ -8,7 +8,7 @@ import torch
 
 from moleport.data.arrays import load_split
 from moleport.data.manifest import Manifest
-from moleport.preprocess import normalize_batch
+from moleport.preprocess import normalize_batch, view_logits
 from moleport.spec import ModelSpec
 
 
@@ -131,15 +131,17 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, world: int = 1
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, data: SplitTensors, spec: ModelSpec, device: torch.device,
                    batch_size: int = 64) -> torch.Tensor:
-    """Logits (float32, CPU) of every image, model in eval mode, bf16 autocast on CUDA.
+    """Logits (float32, CPU) of every image, model in eval mode, bf16 autocast on CUDA; with ``spec.tta``, each
+    image's mean logit over the rule's views (:func:`moleport.preprocess.view_logits`).
 
     On CPU evaluation stays fp32 whatever the training precision: the val threshold is chosen with the numerics
     of the fp32 weights that exports and parity start from.
     """
     model.eval()
-    out = []
-    for start in range(0, len(data), batch_size):
-        x = to_input(data.x[start:start + batch_size], spec, device)
+
+    def logits(x_u8: torch.Tensor) -> torch.Tensor:
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            out.append(model(x).float().reshape(-1).cpu())
+            return model(to_input(x_u8, spec, device)).float().reshape(-1).cpu()
+
+    out = [view_logits(logits, data.x[start:start + batch_size], spec) for start in range(0, len(data), batch_size)]
     return torch.cat(out)

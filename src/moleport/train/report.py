@@ -79,6 +79,9 @@ def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device:
     from moleport.train.data import predict_logits
 
     run_dir = cfg.run_dir
+    # best weights were chosen on single-view val accuracy; the final pass, temperature and threshold go through
+    # the spec's test-time augmentation (the checkpoint's spec carries it into every export)
+    spec = spec.replace(tta=getattr(cfg, "tta", None))
     logits = {s: predict_logits(model, data[s], spec, device).double() for s in ("val", "test")}
     ys = {s: data[s].labels for s in ("val", "test")}
     calibration = fit_spec_temperature(ys["val"], logits["val"]) if cfg.calibrate else None

@@ -14,22 +14,26 @@ import java.util.Set;
  * {@code moleport.spec.ModelSpec.to_json}). Unknown fields, missing fields, a missing "melanoma"
  * label, an out-of-range threshold or a resize rule this app does not implement are errors.
  *
- * <p>{@code color_constancy} and {@code temperature} are applied inside the exported graph (the app feeds
+ * <p>{@code color_constancy}, {@code temperature} and {@code tta} (test-time augmentation) are applied inside the
+ * exported graph (the app feeds
  * raw pixels either way); they are read so that a spec naming a rule the exporter does not implement in-graph
  * is refused instead of silently giving other answers than the parity-checked model.
  */
 public record ModelSpec(String architecture, int inputSize, String colorOrder, String resizeRule,
                         double[] mean, double[] std, List<String> labels, String positiveClass,
                         double threshold, Map<String, Object> exportInput, int version,
-                        String colorConstancy, double temperature) {
+                        String colorConstancy, double temperature, String tta) {
     public static final String MELANOMA = "melanoma";
     /** Colour-constancy rules the exporter implements inside the graph (moleport.spec.COLOR_CONSTANCY_RULES). */
     public static final Set<String> IN_GRAPH_COLOR_CONSTANCY = Collections.singleton("shades-of-gray-p6");
+    /** Test-time augmentation rules the exporter implements inside the graph (moleport.spec.TTA_RULES). */
+    public static final Set<String> IN_GRAPH_TTA = Collections.unmodifiableSet(new HashSet<>(Arrays.asList("flips2",
+            "flips4", "dihedral8")));
     static final Set<String> REQUIRED = Collections.unmodifiableSet(new HashSet<>(Arrays.asList("architecture",
             "input_size", "color_order", "resize_rule", "mean", "std", "labels", "positive_class", "threshold",
             "version")));
     static final Set<String> OPTIONAL = Collections.unmodifiableSet(new HashSet<>(Arrays.asList("export_input",
-            "color_constancy", "temperature")));
+            "color_constancy", "temperature", "tta")));
 
     public ModelSpec {
         mean = mean.clone();
@@ -88,7 +92,8 @@ public record ModelSpec(String architecture, int inputSize, String colorOrder, S
         ModelSpec spec = new ModelSpec(f.string("architecture"), f.integer("input_size"), f.string("color_order"),
                 f.string("resize_rule"), f.triple("mean"), f.triple("std"), f.strings("labels"),
                 f.string("positive_class"), f.number("threshold"), f.objectOrEmpty("export_input"),
-                f.integer("version"), f.optionalString("color_constancy"), f.numberOr("temperature", 1.0));
+                f.integer("version"), f.optionalString("color_constancy"), f.numberOr("temperature", 1.0),
+                f.optionalString("tta"));
         spec.validate(source);
         return spec;
     }
@@ -124,6 +129,10 @@ public record ModelSpec(String architecture, int inputSize, String colorOrder, S
         if (colorConstancy != null && !IN_GRAPH_COLOR_CONSTANCY.contains(colorConstancy)) {
             throw new SpecException(source + ": color_constancy \"" + colorConstancy + "\" is not a rule the exported "
                     + "graph implements " + IN_GRAPH_COLOR_CONSTANCY);
+        }
+        if (tta != null && !IN_GRAPH_TTA.contains(tta)) {
+            throw new SpecException(source + ": tta \"" + tta + "\" is not a test-time augmentation the exported "
+                    + "graph implements " + IN_GRAPH_TTA);
         }
         if (!(temperature >= 0.01 && temperature <= 100.0)) {
             throw new SpecException(source + ": temperature must be within [0.01, 100], got " + temperature);

@@ -89,6 +89,12 @@ public class SpecTest {
                 "spec.json").colorConstancy());
         assertRejected(TestImages.specJson(base, "0.5", ",\n  \"color_constancy\": \"grey-world\""),
                 "color_constancy \"grey-world\" is not a rule the exported graph implements");
+        assertEquals(null, plain.tta());
+        assertEquals("dihedral8", ModelSpec.parse(TestImages.specJson(base, "0.5", ",\n  \"tta\": \"dihedral8\""),
+                "spec.json").tta());
+        assertEquals(null, ModelSpec.parse(TestImages.specJson(base, "0.5", ",\n  \"tta\": null"), "spec.json").tta());
+        assertRejected(TestImages.specJson(base, "0.5", ",\n  \"tta\": \"rot3\""),
+                "tta \"rot3\" is not a test-time augmentation the exported graph implements");
         assertRejected(TestImages.specJson(base, "0.5", ",\n  \"temperature\": 0"), "temperature must be within");
         assertRejected(TestImages.specJson(base, "0.5", ",\n  \"temperature\": \"hot\""),
                 "'temperature' must be a number");
