@@ -57,8 +57,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from moleport.train.bench import projected_grid_hours
 
         print(f"projected time of the paper grid (archs above, this device): {projected_grid_hours(results['train']):.1f} h")
-    ckpt = args.ckpt or _latest_checkpoint()
-    manifest = args.manifest or (split_manifest_of(ckpt) if ckpt is not None else None)
+    ckpt = manifest = None
+    if {"export", "tta"} & set(args.only):  # only these sections need a checkpoint and its split manifest
+        ckpt = args.ckpt or _latest_checkpoint()
+        manifest = args.manifest or (split_manifest_of(ckpt) if ckpt is not None else None)
     for section in ("export", "tta"):
         if section not in args.only:
             continue

@@ -84,7 +84,7 @@ class GridViews(nn.Module):
 
     def flip(self, x: torch.Tensor, dim: int) -> torch.Tensor:
         """``x.flip(dim)`` as a gather of the reversed indices: onnx2tf re-lays ``flip`` (a negative-step slice)
-        on the wrong axis once it moves the tensor to NHWC, a gather it maps right (measured: |Δp| 0.03-0.08)."""
+        on the wrong axis once it moves the tensor to NHWC, a gather it maps right (measured on a small net: |Δp| 0.014-0.081 with flip, <= 6e-8 with gathers)."""
         return torch.index_select(x, dim, self.reverse)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +132,7 @@ class PixelClassifier(nn.Module):
         x = x * self.scale + self.shift
         if self.views is None:
             logit = self.classifier(x)
-        else:  # the mean logit over the views: V*N x 1 -> V x N x 1 -> N x 1
+        else:  # the mean logit over the views: V*N x 1 -> N x 1 (GridViews.mean)
             logit = self.views.mean(self.classifier(self.views(x)))
         if self.inv_temperature != 1.0:
             logit = logit * self.inv_temperature
