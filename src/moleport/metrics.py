@@ -10,6 +10,7 @@ Inputs are label arrays with 1 = melanoma, 0 = nevus, and P(melanoma) scores.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -100,21 +101,90 @@ def evaluate(y_true, p_melanoma, threshold: float = 0.5) -> dict:
     }
 
 
-def threshold_for_sensitivity(y_true, p_melanoma, target: float = 0.95) -> dict[str, float]:
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed in log space (exact for the counts of a validation split)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    if p <= 0.0 or p >= 1.0:
+        return float(p >= 1.0)
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return float(min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms)))
+
+
+def sensitivity_lower_bound(caught: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided ``confidence`` Clopper-Pearson lower bound on a sensitivity of ``caught`` / ``n``.
+
+    The bound is the ``p`` at which ``P(X >= caught) = 1 - confidence``; found by bisection (the tail grows with
+    ``p``). ``caught == n`` gives ``(1 - confidence) ** (1 / n)``.
+    """
+    if not 0 <= caught <= n or n < 1:
+        raise ValueError(f"need 0 <= caught <= n and n >= 1, got {caught} of {n}")
+    if caught == 0:
+        return 0.0
+    alpha, lo, hi = 1.0 - confidence, 0.0, 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if binomial_tail(caught, n, mid) >= alpha else (mid, hi)
+    return lo
+
+
+def melanomas_needed(target: float, confidence: float) -> int:
+    """Fewest melanomas on which a one-sided ``confidence`` lower bound can reach ``target`` sensitivity at all:
+    with every one of ``n`` caught the Clopper-Pearson bound is ``(1 - confidence) ** (1 / n)``."""
+    return int(math.ceil(math.log(1.0 - confidence) / math.log(target) - 1e-9))
+
+
+def _caught_needed(n: int, target: float, confidence: float | None) -> int:
+    """Fewest melanomas of ``n`` the threshold must catch: ``ceil(target * n)`` (point rule), or with
+    ``confidence`` the fewest whose one-sided Clopper-Pearson lower bound is >= ``target``, i.e. the smallest ``k``
+    with ``P(X >= k | n, target) <= 1 - confidence`` (so that catching them is evidence of sensitivity >= target)."""
+    k = int(np.ceil(target * n))
+    if confidence is None:
+        return max(k, 1)
+    alpha = 1.0 - confidence
+    if binomial_tail(n, n, target) > alpha:  # even catching all n is no evidence: too few melanomas
+        need = melanomas_needed(target, confidence)
+        raise ValueError(f"{n} melanomas cannot show sensitivity >= {target:g} with {confidence:g} confidence "
+                         f"(catching all of them gives a lower bound of {alpha ** (1 / n):.4f}); at least {need} "
+                         f"are needed")
+    lo, hi = max(k, 1), n  # binomial_tail decreases in k: bisect for the first k at or below alpha
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if binomial_tail(mid, n, target) > alpha else (lo, mid)
+    return lo
+
+
+def threshold_for_sensitivity(y_true, p_melanoma, target: float = 0.95,
+                              confidence: float | None = None) -> dict[str, float]:
     """Largest threshold whose melanoma sensitivity on (validation) data is >= ``target``.
 
-    Returns the threshold with the sensitivity and specificity it gives on that data.
+    With ``confidence`` (e.g. 0.95) the rule is stricter: the largest threshold at which the one-sided
+    Clopper-Pearson lower bound on that sensitivity is >= ``target``, so the operating point keeps ``target``
+    sensitivity on new data of the same kind with that confidence instead of about half the time. Returns the
+    threshold with the sensitivity, its lower bound and the specificity it gives on that data.
     """
     if not 0.0 < target <= 1.0:
         raise ValueError(f"target sensitivity must be in (0, 1], got {target}")
+    if confidence is not None and not (0.0 < confidence < 1.0 and target < 1.0):
+        raise ValueError(f"confidence must be in (0, 1) and the target below 1, got {confidence} for {target}")
     yt = np.asarray(y_true).astype(int)
     p = np.asarray(p_melanoma, dtype=np.float64)
     pos = np.sort(p[yt == MELANOMA])[::-1]
     if len(pos) == 0:
         raise ValueError("no melanoma in the data: cannot choose a threshold for a sensitivity")
-    k = int(np.ceil(target * len(pos)))  # need at least k melanomas at or above the threshold
+    k = _caught_needed(len(pos), target, confidence)  # need at least k melanomas at or above the threshold
     thr = float(pos[k - 1])
     pred = (p >= thr).astype(int)
-    m = binary_metrics(confusion(yt, pred), "melanoma")
-    return {"threshold": thr, "target_sensitivity": float(target),
-            "sensitivity": m["recall"], "specificity": m["specificity"]}
+    cm = confusion(yt, pred)
+    m = binary_metrics(cm, "melanoma")
+    out = {"threshold": thr, "target_sensitivity": float(target), "sensitivity": m["recall"],
+           "specificity": m["specificity"]}
+    if confidence is not None:
+        out.update(confidence=float(confidence),
+                   sensitivity_lower_bound=sensitivity_lower_bound(cm.mel_mel, len(pos), confidence))
+    return out

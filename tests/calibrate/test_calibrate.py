@@ -226,3 +226,21 @@ def test_parity_outcome_rejects_optional_precisions_and_fails_on_required_ones()
     assert not fp32_lost["ok"] and fp32_lost["regressed"] == ["x/model_fp32"]
     own_lost = parity_outcome(payload(fp32=True, fp16=False, w8=True, int8=False), before, "x/model_fp16")
     assert not own_lost["ok"]
+
+
+def test_confidence_lowers_the_threshold_to_a_lower_bound_at_the_target(world, calibrated, tmp_path, capsys):
+    point = json.loads((calibrated[1] / "calibration.json").read_text())
+    out = tmp_path / "conf"
+    assert _calibrate(world[0], world[2], out, "--split-half", "0", "--confidence", "0.95", "--skip-parity") == 0
+    rep = json.loads((out / "calibration.json").read_text())
+    cal = rep["results"]["calibration"]["calibrated"]
+    # 15 calibration melanomas, target 0.8: only all 15 caught gives a 95 % lower bound >= 0.8 (0.05^(1/15) = 0.819)
+    assert rep["confidence"] == 0.95 and cal["sensitivity"] == 1.0
+    assert rep["calibration_lower_bound"] == pytest.approx(0.05 ** (1 / 15), abs=1e-9)
+    assert rep["threshold_after"] <= point["threshold_after"] and rep["min_melanomas"] == 14
+    assert "0.95 Clopper-Pearson lower bound on its sensitivity >= the target: 0.819" in (out / "calibration.md").read_text()
+    assert load_verified(out, parity_seal=True).manifest["site_calibration"]["confidence"] == 0.95
+    # at 99 % confidence 15 melanomas are too few: ln(0.01) / ln(0.8) -> 21 needed, refused before writing
+    assert _calibrate(world[0], world[2], tmp_path / "c99", "--split-half", "0", "--confidence", "0.99") == 2
+    err = capsys.readouterr().err
+    assert "15 melanoma images, 21 needed" in err and "99%" in err and not (tmp_path / "c99").exists()

@@ -100,6 +100,12 @@ def test_operating_point_reaches_target_on_val():
     assert np.array_equal(pc >= t["calibrated_threshold"], p >= op["threshold"])
     with pytest.raises(EvaluationError):
         choose_operating_point(np.zeros(10), np.zeros(10))
+    strict = choose_operating_point(y, p, target=0.95, confidence=0.95)
+    assert strict["threshold"] <= op["threshold"] and strict["val"]["sensitivity"] == 0.99  # 99 of 100 melanomas
+    assert strict["val"]["sensitivity_lower_bound"] >= 0.95 and strict["confidence"] == 0.95
+    assert "sensitivity_lower_bound" not in op["val"] and op["confidence"] is None
+    with pytest.raises(EvaluationError, match="100 melanomas cannot show sensitivity >= 0.99 .* at least 299"):
+        choose_operating_point(y, p, target=0.99, confidence=0.95)
 
 
 def test_cli_exit_codes(tmp_path, tiny_imagefolder, tiny_checkpoint, capsys):
@@ -111,6 +117,9 @@ def test_cli_exit_codes(tmp_path, tiny_imagefolder, tiny_checkpoint, capsys):
     assert main(["evaluate", str(tiny_checkpoint), "--data", str(tiny_imagefolder), "--out", str(tmp_path / "d"),
                  "--target-sensitivity", "0.95"]) == 2
     assert "manifest" in capsys.readouterr().err
+    assert main(["evaluate", str(tiny_checkpoint), "--data", str(tiny_imagefolder), "--out", str(tmp_path / "e"),
+                 "--sensitivity-confidence", "0.95"]) == 2
+    assert "--sensitivity-confidence need --target-sensitivity" in capsys.readouterr().err
 
 
 def _tiny_manifest(root, tmp_path):

@@ -71,3 +71,18 @@ def test_the_ship_recipe_record_exists_and_names_its_commands():
 
     text = card.recipe_section(get_run("ship").to_dict())
     assert "| variant |" in text and "make ship" in text
+
+
+def test_the_card_says_how_the_threshold_was_chosen():
+    spec = ModelSpec("mobilenet", threshold=0.07)
+    point = {"threshold": 0.07, "target_sensitivity": 0.95, "sensitivity": 0.951, "specificity": 0.857,
+             "chosen_on": "val"}
+    strict = {**point, "confidence": 0.95, "sensitivity_lower_bound": 0.953, "sensitivity": 0.977}
+    assert ("chosen on the validation split for melanoma sensitivity >= 0.95; val sensitivity 0.951, specificity "
+            "0.857") in card.model_card("b", spec, {"metrics": {"threshold": point}}, [], [])
+    assert ("so that the one-sided 0.95 Clopper-Pearson lower bound on melanoma sensitivity is >= 0.95 (val: 0.953)"
+            in card.model_card("b", spec, {"metrics": {"threshold": strict}}, [], []))
+    fallback = {"threshold": 0.5, "chosen_on": "default", "note": "no melanoma in the data"}
+    assert "not chosen on validation data by a moleport training run (no melanoma in the data)" in \
+        card.model_card("b", spec, {"metrics": {"threshold": fallback}}, [], [])
+    assert "not chosen on validation data" in card.model_card("b", spec, {}, [], [])

@@ -6,7 +6,7 @@ import pytest
 
 from moleport.train import cli
 from moleport.train.bench import bench_train, projected_grid_hours
-from moleport.train.config import RunConfig
+from moleport.train.config import ConfigError, RunConfig
 from moleport.train.grid import run_grid
 
 
@@ -47,6 +47,10 @@ def test_cli_flags_override_the_spec_options_of_a_profile(tmp_path):
         _parse(["--run", "ship", "--data", "x", "--color-constancy", "retinex"])
     with pytest.raises(SystemExit):
         _parse(["--run", "ship", "--data", "x", "--arch", "mobilenet_v9"])
+    strict = _overrides(_parse(["--run", "ship", "--data", "x", "--sensitivity-confidence", "0.9"]), ship, tmp_path)
+    assert strict.sensitivity_confidence == 0.9 and strict.target_sensitivity == ship.target_sensitivity
+    with pytest.raises(ConfigError, match="sensitivity_confidence"):
+        ship.replace(sensitivity_confidence=1.0)
 
 
 def test_cli_errors_are_clean(tmp_path, capsys):

@@ -92,6 +92,23 @@ def test_new_options_are_validated(tmp_path, tiny_manifest):
     from moleport.train.loop import TrainError
     with pytest.raises(TrainError, match="features"):
         train_run(_cfg(tmp_path, arch="resnet50", freeze_blocks=2), tiny_manifest)
+    with pytest.raises(TrainError, match=r"melanoma image\(s\); .* needs at least 59"):  # before any epoch
+        train_run(_cfg(tmp_path, sensitivity_confidence=0.95), tiny_manifest)
+    with pytest.raises(ConfigError, match="sensitivity_confidence"):
+        _cfg(tmp_path, sensitivity_confidence=0.0)
+
+
+def test_choose_threshold_with_confidence_records_the_lower_bound():
+    import numpy as np
+
+    from moleport.train.report import choose_threshold
+
+    y = np.r_[np.ones(60, int), np.zeros(60, int)]
+    p = np.r_[np.linspace(0.3, 1.0, 60), np.linspace(0.0, 0.5, 60)]
+    thr = choose_threshold(y, p, 0.95, 0.95)  # 60 melanomas: all must be caught (0.05^(1/60) = 0.9513)
+    assert thr["threshold"] == pytest.approx(0.3) and thr["sensitivity"] == 1.0 and thr["chosen_on"] == "val"
+    assert thr["sensitivity_lower_bound"] == pytest.approx(0.05 ** (1 / 60))
+    assert choose_threshold(y, p, 0.95)["threshold"] > 0.3  # the point rule lets 3 of 60 go
 
 
 def test_early_stop_rule(tmp_path, tiny_manifest):

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("bundle", help="export bundle folder (artifacts/export/<name>); never modified")
     p.add_argument("--data", required=True, help="the site's labelled images (ImageFolder / CSV / preset source)")
     p.add_argument("--target-sensitivity", type=probability, default=0.95, help="melanoma sensitivity (default 0.95)")
+    p.add_argument("--confidence", type=probability, default=None, metavar="C",
+                   help="stricter threshold: the one-sided Clopper-Pearson lower bound on the calibration part's "
+                        "sensitivity, at confidence C (e.g. 0.95), must reach the target")
     p.add_argument("--out", required=True, help="folder of the new, calibrated bundle")
     held = p.add_mutually_exclusive_group()
     held.add_argument("--split-half", type=non_negative_int, default=None, metavar="SEED",
@@ -54,7 +57,7 @@ def config_from_args(args: argparse.Namespace):
                       artifact=args.artifact, site=args.site, preset=args.preset, n_boot=args.bootstrap,
                       seed=args.seed, force=args.force, parity=not args.skip_parity, checkpoint=opt(args.ckpt),
                       split_manifest=opt(args.split_manifest), latency_runs=args.latency_runs, threads=args.threads,
-                      refit_temperature=args.refit_temperature)
+                      refit_temperature=args.refit_temperature, confidence=args.confidence)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -61,7 +61,9 @@ def render_markdown(est: dict[str, Any]) -> str:
         f"- input bundle: `{est.get('input_bundle', '')}`; artifact `{est['artifact']}` ({est['artifact_kind']}) "
         f"run in its own runtime",
         f"- target melanoma sensitivity {est['target_sensitivity']:g}: threshold on P(melanoma) "
-        f"**{est['threshold_before']:.4f} -> {est['threshold_after']:.4f}** (chosen on the calibration part)",
+        f"**{est['threshold_before']:.4f} -> {est['threshold_after']:.4f}** (chosen on the calibration part"
+        + (f", for a one-sided {est['confidence']:g} Clopper-Pearson lower bound on its sensitivity >= the target: "
+           f"{est['calibration_lower_bound']:.3f}" if est.get("confidence") is not None else "") + ")",
         f"- calibration part: {c['melanoma'] + c['nevus']} images ({c['melanoma']} melanoma / {c['nevus']} nevus; "
         f"{c['melanoma_units']} melanoma resampling units), source `{est['data']['source']}`, images sha256 "
         f"`{est['data']['calibration_sha256'][:16]}…`",

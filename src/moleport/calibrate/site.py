@@ -7,8 +7,9 @@ Steps of :func:`calibrate_site`:
    :func:`moleport.evaluate.predictors.load_predictor`, so the scores are those a site's phone computes;
 2. split the site's images into a calibration and a check part (``--split-half SEED``: lesion-grouped, stratified
    by diagnosis; or ``--check SOURCE``), refusing a calibration part with too few melanomas (:func:`min_melanomas`);
-3. choose the largest threshold whose melanoma sensitivity on the calibration part is >= the target
-   (:func:`moleport.metrics.threshold_for_sensitivity`), report sensitivity / specificity / AUC with 95 % bootstrap
+3. choose the largest threshold whose melanoma sensitivity on the calibration part is >= the target (with
+   ``--confidence C``: whose one-sided Clopper-Pearson lower bound at C is >= the target; the refusal rule then
+   uses the same level) (:func:`moleport.metrics.threshold_for_sensitivity`), report sensitivity / specificity / AUC with 95 % bootstrap
    CIs (lesion-grouped when the source has lesion ids) at that and at the bundle's original threshold, on both parts;
 4. copy the bundle to ``--out`` (the input is never modified), put the threshold in spec.json and manifest.json's
    ``spec``, add a ``site_calibration`` record to manifest.json, a site section to MODEL_CARD.md and the report
@@ -41,8 +42,12 @@ from moleport.runtimes.bundle import Bundle, BundleError, load_bundle, verify
 
 #: One-sided error level of the melanoma-count rule (a 95 % lower confidence bound).
 ALPHA = 0.05
-RULE = ("melanomas needed n >= ln(0.05) / ln(target): with fewer, even catching every melanoma leaves the one-sided "
-        "95 % Clopper-Pearson lower bound on sensitivity (0.05^(1/n)) below the target")
+
+
+def refusal_rule(alpha: float = ALPHA) -> str:
+    """The melanoma-count rule of :func:`min_melanomas`, in words."""
+    return (f"melanomas needed n >= ln({alpha:g}) / ln(target): with fewer, even catching every melanoma leaves the "
+            f"one-sided {1 - alpha:.0%} Clopper-Pearson lower bound on sensitivity ({alpha:g}^(1/n)) below the target")
 
 
 class CalibrationError(ValueError):
@@ -71,6 +76,12 @@ class SiteConfig:
     latency_runs: int = 10
     threads: int = 2
     refit_temperature: bool = False
+    confidence: float | None = None  # threshold for a Clopper-Pearson lower bound >= target (None: point rule)
+
+    @property
+    def alpha(self) -> float:
+        """Error level of the refusal rule (and of the threshold's lower bound when ``confidence`` is set)."""
+        return ALPHA if self.confidence is None else 1.0 - self.confidence
 
 
 def min_melanomas(target: float, alpha: float = ALPHA) -> int:
@@ -95,15 +106,15 @@ def count_units(items: list[EvalItem]) -> dict[str, int]:
             "melanoma_units": int(len(np.unique(groups[y == 1]))), "nevus_units": int(len(np.unique(groups[y == 0])))}
 
 
-def require_melanomas(items: list[EvalItem], target: float, where: str) -> dict[str, int]:
+def require_melanomas(items: list[EvalItem], target: float, where: str, alpha: float = ALPHA) -> dict[str, int]:
     """Refuse data on which ``target`` sensitivity cannot be estimated; return its counts."""
-    c, need = count_units(items), min_melanomas(target)
+    c, need = count_units(items), min_melanomas(target, alpha)
     if c["melanoma_units"] < need:
         unit = "melanoma lesions" if c["melanoma_units"] != c["melanoma"] else "melanoma images"
         raise CalibrationError(
             f"{where}: too few melanomas to estimate sensitivity {target:g}: {c['melanoma_units']} {unit}, "
-            f"{need} needed (even with every melanoma caught, the one-sided {1 - ALPHA:.0%} Clopper-Pearson lower "
-            f"bound on sensitivity is {ALPHA:g}^(1/n), which reaches {target:g} only from n = {need}); "
+            f"{need} needed (even with every melanoma caught, the one-sided {1 - alpha:.0%} Clopper-Pearson lower "
+            f"bound on sensitivity is {alpha:g}^(1/n), which reaches {target:g} only from n = {need}); "
             f"add {need - c['melanoma_units']} more or lower --target-sensitivity")
     if c["nevus"] < 1:
         raise CalibrationError(f"{where}: no nevus images, so specificity cannot be estimated")
@@ -139,6 +150,8 @@ def check_config(cfg: SiteConfig) -> None:
     """Refuse bad options before any image is read."""
     if not 0.0 < cfg.target < 1.0:
         raise CalibrationError(f"--target-sensitivity must be strictly between 0 and 1, got {cfg.target}")
+    if cfg.confidence is not None and not 0.0 < cfg.confidence < 1.0:
+        raise CalibrationError(f"--confidence must be strictly between 0 and 1, got {cfg.confidence}")
     if cfg.refit_temperature:
         raise CalibrationError(
             "--refit-temperature: the temperature is applied inside every exported graph (each artifact outputs "
@@ -252,9 +265,10 @@ def relative_to_source(path: str, source: Path) -> str:
         return str(path)
 
 
-def check_warnings(target: float, counts: dict[str, Any], results: dict[str, Any]) -> list[str]:
+def check_warnings(target: float, counts: dict[str, Any], results: dict[str, Any],
+                   alpha: float = ALPHA) -> list[str]:
     """What the check part says against the calibration: too few melanomas, or the target not reached there."""
-    need, out = min_melanomas(target), []
+    need, out = min_melanomas(target, alpha), []
     if "check" in counts and counts["check"]["melanoma_units"] < need:
         out.append(f"check part: {counts['check']['melanoma_units']} melanoma units, fewer than the {need} "
                    f"needed to show sensitivity {target:g}; its sensitivity CI is wide")
@@ -270,20 +284,24 @@ def check_warnings(target: float, counts: dict[str, Any], results: dict[str, Any
 def estimate(cfg: SiteConfig, bundle: Bundle, rel: str) -> dict[str, Any]:
     """Predict the site, choose the threshold on the calibration part, measure both parts at both thresholds."""
     cal, chk, how = site_data(cfg)
-    counts = {"calibration": require_melanomas(cal, cfg.target, f"{cfg.data} (calibration part)")}
+    counts = {"calibration": require_melanomas(cal, cfg.target, f"{cfg.data} (calibration part)", cfg.alpha)}
     parts = {"calibration": cal, **({"check": chk} if chk is not None else {})}
     if chk is not None:
         counts["check"] = count_units(chk)
     pred, p = predict_site(bundle, rel, parts, cfg.threads)
-    op = metrics.threshold_for_sensitivity(labels_of(cal), p["calibration"], cfg.target)
+    try:
+        op = metrics.threshold_for_sensitivity(labels_of(cal), p["calibration"], cfg.target, cfg.confidence)
+    except ValueError as exc:  # lesion units passed the count but the images of this rule do not
+        raise CalibrationError(f"{cfg.data} (calibration part): {exc}") from None
     before = float(bundle.spec.threshold)
     thresholds = {"original": before, "calibrated": float(op["threshold"])}
     results = {name: measure(items, p[name], thresholds, cfg.n_boot, cfg.seed) for name, items in parts.items()}
-    need = min_melanomas(cfg.target)
-    warnings = check_warnings(cfg.target, counts, results)
+    need = min_melanomas(cfg.target, cfg.alpha)
+    warnings = check_warnings(cfg.target, counts, results, cfg.alpha)
     return {"site": cfg.site or Path(cfg.data).resolve().name, "target_sensitivity": cfg.target,
+            "confidence": cfg.confidence, "calibration_lower_bound": op.get("sensitivity_lower_bound"),
             "threshold_before": before, "threshold_after": thresholds["calibrated"], "chosen_on": "calibration",
-            "artifact": rel, "artifact_kind": pred.kind, "min_melanomas": need, "rule": RULE,
+            "artifact": rel, "artifact_kind": pred.kind, "min_melanomas": need, "rule": refusal_rule(cfg.alpha),
             "check_part": how, "counts": counts, "results": results,
             "temperature": temperature_note(labels_of(cal), p["calibration"], bundle.spec.temperature),
             "data": {"source": str(Path(cfg.data).resolve()), "preset": cfg.preset,

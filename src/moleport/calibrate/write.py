@@ -124,8 +124,8 @@ def write_bundle(bundle: Bundle, out: Path, est: dict[str, Any], parity_inputs: 
     sealed_before = manifest_digest(bundle.root)
     stage = stage_copy(bundle, out)
     try:
-        record = {k: est[k] for k in ("site", "created", "target_sensitivity", "threshold_before", "threshold_after",
-                                      "artifact", "min_melanomas")}
+        record = {k: est.get(k) for k in ("site", "created", "target_sensitivity", "confidence", "threshold_before",
+                                          "threshold_after", "artifact", "min_melanomas")}
         record.update(input_bundle=str(bundle.root), input_manifest_sha256=sealed_before,
                       n=est["counts"], data=dict(est["data"], calibration_files=None), report=REPORT_JSON)
         set_threshold(stage, bundle.spec, est["threshold_after"], record, parity_inputs)

@@ -4,9 +4,10 @@ Two modes:
 
 - ``moleport evaluate MODEL --data SOURCE --out DIR [--threshold T]``: one data set at the model's
   own threshold (``spec.threshold`` unless ``--threshold``);
-- ``moleport evaluate MODEL --data MANIFEST.json --target-sensitivity 0.95 [--external SRC ...]
-  [--calibrate] --out DIR``: the operating point — the threshold is chosen on the manifest's
-  VAL split for the target melanoma sensitivity and reported on test and on each external source.
+- ``moleport evaluate MODEL --data MANIFEST.json --target-sensitivity 0.95 [--sensitivity-confidence 0.95]
+  [--external SRC ...] [--calibrate] --out DIR``: the operating point — the threshold is chosen on the manifest's
+  VAL split for the target melanoma sensitivity (with a confidence: for a lower confidence bound at the target)
+  and reported on test and on each external source.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def register(subparsers) -> None:
     op = p.add_argument_group("operating point (needs --data MANIFEST.json)")
     op.add_argument("--target-sensitivity", type=probability, default=None,
                     help="choose the threshold on the manifest's val split for this melanoma sensitivity (e.g. 0.95)")
+    op.add_argument("--sensitivity-confidence", type=probability, default=None, metavar="C",
+                    help="stricter threshold: the one-sided Clopper-Pearson lower bound on val sensitivity, at "
+                         "confidence C (e.g. 0.95), must reach the target")
     op.add_argument("--external", nargs="*", default=[], help="external data sources to report at that threshold")
     op.add_argument("--calibrate", action="store_true",
                     help="also fit temperature scaling on val; spec_with_threshold.json then carries it (exports reproduce it)")
@@ -52,8 +56,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise EvaluationError(f"an ensemble of {len(args.model)} models has no threshold of its own: pass "
                               f"--target-sensitivity (chosen on val) or --threshold")
     if args.target_sensitivity is None:
-        if args.external or args.calibrate:
-            raise EvaluationError("--external and --calibrate need --target-sensitivity (operating-point mode)")
+        if args.external or args.calibrate or args.sensitivity_confidence is not None:
+            raise EvaluationError("--external, --calibrate and --sensitivity-confidence need --target-sensitivity "
+                                  "(operating-point mode)")
         return
     if args.threshold is not None:
         raise EvaluationError("--threshold and --target-sensitivity exclude each other")
@@ -74,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         if args.target_sensitivity is not None:
             rep = operating_point_report(args.model, args.data, args.out, externals=args.external,
                                          target=args.target_sensitivity, calibrate=args.calibrate,
+                                         confidence=args.sensitivity_confidence,
                                          n_boot=args.bootstrap, seed=args.seed, threads=args.threads,
                                          tta=args.tta)
             print(rep["markdown"])

@@ -25,16 +25,23 @@ from moleport.evaluate.evaluation import predict_with, write_evaluation, write_j
 from moleport.evaluate.predictors import load_predictor
 
 
-def choose_operating_point(y_val, p_val, target: float = 0.95, calibrate: bool = False) -> dict[str, Any]:
-    """Threshold on raw P(melanoma) reaching ``target`` sensitivity on val (+ optional temperature)."""
+def choose_operating_point(y_val, p_val, target: float = 0.95, calibrate: bool = False,
+                           confidence: float | None = None) -> dict[str, Any]:
+    """Threshold on raw P(melanoma) reaching ``target`` sensitivity on val (with ``confidence``: its one-sided
+    Clopper-Pearson lower bound reaching it) (+ optional temperature)."""
     yv = np.asarray(y_val).astype(int)
     if yv.sum() == 0 or yv.sum() == len(yv):
         raise EvaluationError("the validation split needs both melanoma and nevus to choose a threshold")
-    op = metrics.threshold_for_sensitivity(yv, p_val, target)
+    try:
+        op = metrics.threshold_for_sensitivity(yv, p_val, target, confidence)
+    except ValueError as exc:
+        raise EvaluationError(f"the validation split cannot set this operating point: {exc}") from None
+    val = {"n": int(len(yv)), "n_melanoma": int(yv.sum()), "sensitivity": op["sensitivity"],
+           "specificity": op["specificity"]}
+    if confidence is not None:
+        val["sensitivity_lower_bound"] = op["sensitivity_lower_bound"]
     out: dict[str, Any] = {"threshold": op["threshold"], "target_sensitivity": float(target),
-                           "chosen_on": "val", "val": {"n": int(len(yv)), "sensitivity": op["sensitivity"],
-                                                       "specificity": op["specificity"]},
-                           "temperature": None}
+                           "confidence": confidence, "chosen_on": "val", "val": val, "temperature": None}
     if calibrate:
         fit = fit_temperature(yv, p_val)
         pc = apply_temperature(p_val, fit["temperature"])
@@ -58,10 +65,19 @@ def _row(name: str, res: dict[str, Any]) -> str:
     return f"| {name} | {res['n']} | {f('auc')} | {f('sensitivity')} | {f('specificity')} | {res['ece']:.3f} |"
 
 
+def rule_text(op: dict[str, Any]) -> str:
+    """How the threshold was chosen, in words."""
+    if op.get("confidence") is None:
+        return f"chosen on val for sensitivity >= {op['target_sensitivity']:g}"
+    return (f"chosen on val so that the one-sided {op['confidence']:g} Clopper-Pearson lower bound on sensitivity "
+            f"is >= {op['target_sensitivity']:g}")
+
+
 def render_markdown(op: dict[str, Any], results: dict[str, dict]) -> str:
-    lines = [f"Operating point: threshold {op['threshold']:.4f} on P(melanoma), chosen on val for sensitivity "
-             f">= {op['target_sensitivity']:.2f} (val: sensitivity {op['val']['sensitivity']:.3f}, "
-             f"specificity {op['val']['specificity']:.3f}, n={op['val']['n']})", "",
+    v = op["val"]
+    bound = f", lower bound {v['sensitivity_lower_bound']:.3f}" if "sensitivity_lower_bound" in v else ""
+    lines = [f"Operating point: threshold {op['threshold']:.4f} on P(melanoma), {rule_text(op)} (val: sensitivity "
+             f"{v['sensitivity']:.3f}{bound}, specificity {v['specificity']:.3f}, n={v['n']})", "",
              "| data | n | AUC [95% CI] | sensitivity [95% CI] | specificity [95% CI] | ECE |",
              "|---|---|---|---|---|---|"]
     lines += [_row(name, res) for name, res in results.items()]
@@ -77,14 +93,15 @@ def render_markdown(op: dict[str, Any], results: dict[str, dict]) -> str:
 
 def operating_point_report(model: str | Path, manifest: str | Path, out: str | Path, *, externals=(),
                            target: float = 0.95, calibrate: bool = False, n_boot: int = 1000, seed: int = 0,
-                           threads: int = 2, tta: str | None = None) -> dict[str, Any]:
+                           threads: int = 2, tta: str | None = None,
+                           confidence: float | None = None) -> dict[str, Any]:
     """Choose the threshold on val; evaluate test and each external source at it; write ``out``. With ``tta``
     every score (val included) is the model's logit averaged over that rule's views."""
     out_dir = Path(out)
     pred = load_predictor(model, threads=threads, tta=tta)
     val_items = open_eval_items(manifest, split="val")
     p_val = predict_with(pred, val_items, manifest, "val")
-    op = choose_operating_point(labels_of(val_items), p_val, target, calibrate)
+    op = choose_operating_point(labels_of(val_items), p_val, target, calibrate, confidence)
     datasets = {"test": (open_eval_items(manifest, split="test"), {"source": str(manifest), "split": "test"})}
     for ext in externals:
         datasets[f"external-{Path(ext).name}"] = (open_eval_items(ext), {"source": str(ext), "external": True})
@@ -92,7 +109,7 @@ def operating_point_report(model: str | Path, manifest: str | Path, out: str | P
     for name, (items, info) in datasets.items():
         p = predict_with(pred, items, info["source"], info.get("split"))
         res = write_evaluation(out_dir / name, items, p, pred, op["threshold"], data=info, n_boot=n_boot, seed=seed,
-                               threshold_source=f"val split, target sensitivity {target}")
+                               threshold_source=rule_text(op))
         res["calibrated"] = _calibration_note(labels_of(items), p, op)
         results[name] = res
     t = op.get("temperature")

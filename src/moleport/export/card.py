@@ -87,8 +87,8 @@ def performance_section(artifact: str, spec: ModelSpec, results: dict[str, dict]
     draws = sorted({str((r.get("bootstrap") or {}).get("n_boot", "?")) for r in results.values()})
     return "\n".join([
         f"Artifact `{artifact}` run in its own runtime (moleport's parity runner), at the spec's threshold "
-        f"{spec.threshold:.4f} on P(melanoma) (a moleport training run chooses it on the validation split for its "
-        f"target melanoma sensitivity, 0.95 unless set otherwise; see the metrics above; temperature "
+        f"{spec.threshold:.4f} on P(melanoma) (chosen on the validation split, never on these data: the Model "
+        f"section says by which rule; temperature "
         f"{spec.temperature:.3f}; colour constancy {spec.color_constancy or 'none'}). Melanoma is the positive class; "
         f"95 % percentile bootstrap intervals ({'/'.join(draws)} draws; lesion-grouped where lesion ids exist). "
         "External data was never used for training or for choosing the threshold.", "",
@@ -150,6 +150,20 @@ def recipe_section(run: dict[str, Any] | None) -> str:
     return f"\n## How the recipe was chosen\nFrom `{rel}`:\n\n{md.read_text(encoding='utf-8').strip()}\n"
 
 
+def threshold_note(metrics: Any) -> str:
+    """How the checkpoint's training run chose the threshold (its ``metrics['threshold']``), in words."""
+    thr = metrics.get("threshold") if isinstance(metrics, dict) else None
+    if not isinstance(thr, dict) or thr.get("chosen_on") != "val":
+        note = thr.get("note") if isinstance(thr, dict) else None
+        return "not chosen on validation data by a moleport training run" + (f" ({note})" if note else "")
+    rule = f"for melanoma sensitivity >= {thr['target_sensitivity']:g}"
+    if thr.get("confidence") is not None:
+        rule = (f"so that the one-sided {thr['confidence']:g} Clopper-Pearson lower bound on melanoma sensitivity is "
+                f">= {thr['target_sensitivity']:g} (val: {thr['sensitivity_lower_bound']:.3f})")
+    return (f"chosen on the validation split {rule}; val sensitivity {thr['sensitivity']:.3f}, specificity "
+            f"{thr['specificity']:.3f}")
+
+
 def model_card(name: str, spec: ModelSpec, meta: dict[str, Any], files: list[dict], failures: list[dict]) -> str:
     """MODEL_CARD.md for a bundle."""
     artifacts = "\n".join(f"- `{f['path']}` — {f['format']} {f['precision']}, {f['bytes'] / 1e6:.1f} MB" for f in files)
@@ -167,7 +181,7 @@ not replace examination by a dermatologist; a low score does not rule out melano
   `{spec.resize_rule}`; colour constancy ({spec.color_constancy or 'none'}) and normalisation (mean {list(spec.mean)},
   std {list(spec.std)} on 0–1 values) happen inside the graph, as does the temperature ({spec.temperature:.4g}).
 - Output: `[P({spec.labels[0]}), P({spec.labels[1]})]`. Decision threshold on P({spec.positive_class}): **{spec.threshold:g}**
-  (Core ML's `classLabel` is an argmax at 0.5; use the probabilities and this threshold).
+  (Core ML's `classLabel` is an argmax at 0.5; use the probabilities and this threshold), {threshold_note(meta.get('metrics'))}.
 - Source checkpoint epoch: {meta.get('epoch')}; split manifest sha256: `{meta.get('manifest_sha256')}`.
 
 ## Training data and licence

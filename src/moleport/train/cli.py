@@ -15,7 +15,8 @@ from moleport.train.config import RunConfig
 
 #: RunConfig fields ``moleport train`` offers as options (in --help order; --distributed sits after the 10th).
 RUN_OPTIONS = ("arch", "device", "epochs", "limit", "weights", "seed", "resume", "augment", "compile", "precision",
-               "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity", "tta")
+               "jitter", "acquisition", "freeze_blocks", "color_constancy", "calibrate", "target_sensitivity",
+               "sensitivity_confidence", "tta")
 
 
 def register(subparsers) -> argparse.ArgumentParser:

@@ -71,6 +71,10 @@ class RunConfig:
                                                      action="store_true", default=False))
     target_sensitivity: float = field(  # melanoma sensitivity the threshold is chosen for on VAL
         default=0.95, metadata=cli("melanoma sensitivity the val threshold is chosen for (default: the run's, 0.95)"))
+    sensitivity_confidence: float | None = field(  # None: the point rule (val sensitivity >= target)
+        default=None, metadata=cli("choose the val threshold so that the one-sided Clopper-Pearson lower bound on "
+                                   "its sensitivity, at this confidence (e.g. 0.95), is >= the target (default: the "
+                                   "run's; without it val sensitivity itself is >= the target)"))
     paper: bool = False
     paper_accuracy: float | None = None
     description: str = ""
@@ -86,6 +90,9 @@ class RunConfig:
             raise ConfigError(f"run {self.name!r}: early_stop_train_acc must be in (0, 1] or null")
         if not 0.0 < self.target_sensitivity < 1.0:
             raise ConfigError(f"run {self.name!r}: target_sensitivity must be within (0, 1), got {self.target_sensitivity}")
+        if self.sensitivity_confidence is not None and not 0.0 < self.sensitivity_confidence < 1.0:
+            raise ConfigError(f"run {self.name!r}: sensitivity_confidence must be null or within (0, 1), got "
+                              f"{self.sensitivity_confidence}")
         if not 0.0 <= self.jitter < 1.0:
             raise ConfigError(f"run {self.name!r}: jitter must be within [0, 1), got {self.jitter}")
         if not 0.0 <= self.acquisition <= 1.0:

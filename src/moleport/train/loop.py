@@ -243,6 +243,21 @@ def _start_state(cfg: RunConfig, model: nn.Module, opt: torch.optim.Optimizer, m
     return State()
 
 
+def _check_val_melanomas(cfg: RunConfig, y_val, manifest_path) -> None:
+    """Refuse, before training, a ``sensitivity_confidence`` the val split has too few melanomas to show."""
+    if cfg.sensitivity_confidence is None:
+        return
+    from moleport.metrics import melanomas_needed
+
+    have, need = int(y_val.sum()), melanomas_needed(cfg.target_sensitivity, cfg.sensitivity_confidence)
+    if have < need:
+        where = manifest_path if isinstance(manifest_path, (str, Path)) else "the manifest"
+        raise TrainError(f"run {cfg.name!r}: the val split of {where} has {have} melanoma image(s); a threshold whose "
+                         f"one-sided {cfg.sensitivity_confidence:g} lower bound on sensitivity reaches "
+                         f"{cfg.target_sensitivity:g} needs at least {need} (drop --sensitivity-confidence or lower "
+                         f"it or --target-sensitivity)")
+
+
 def train_run(cfg: RunConfig, manifest_path: Manifest | str | Path, ctx=None) -> Path:
     """Train ``cfg`` on the manifest's train split; returns the run folder (``checkpoint.pt``, ``metrics.json``).
 
@@ -263,6 +278,7 @@ def train_run(cfg: RunConfig, manifest_path: Manifest | str | Path, ctx=None) ->
     model, opt, spec = _prepare(cfg, device)
     state = _start_state(cfg, model, opt, manifest, ctx.is_main)
     data = {s: load_tensors(manifest, s, cfg.input_size, device, cfg.limit) for s in ("train", "val", "test")}
+    _check_val_melanomas(cfg, data["val"].labels, manifest_path)
     total_steps = cfg.epochs * len(epoch_batches(len(data["train"]), cfg.batch_size, cfg.seed, 0, ctx.world))
     model, trained = wrap_model(model, device, ctx)
     step_fn = make_step_fn(trained, opt, device, cfg.compile, cfg.precision, ctx.world)

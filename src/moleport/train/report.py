@@ -43,12 +43,16 @@ def prob_summary(p: np.ndarray) -> dict[str, float]:
             "deciles_filled": int(len(np.unique(np.minimum((p * 10).astype(int), 9))))}
 
 
-def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, target: float) -> dict[str, Any]:
-    """Threshold on VAL for the target melanoma sensitivity (0.5 with a note when val has no melanoma)."""
+def choose_threshold(y_val: np.ndarray, p_val: np.ndarray, target: float,
+                     confidence: float | None = None) -> dict[str, Any]:
+    """Threshold on VAL for the target melanoma sensitivity (with ``confidence``: for a Clopper-Pearson lower bound
+    >= target, :func:`moleport.metrics.threshold_for_sensitivity`); 0.5 with a note when val has no melanoma, or
+    too few for the confidence."""
     try:
-        return {**M.threshold_for_sensitivity(y_val, p_val, target), "chosen_on": "val"}
+        return {**M.threshold_for_sensitivity(y_val, p_val, target, confidence), "chosen_on": "val"}
     except ValueError as exc:
-        return {"threshold": 0.5, "target_sensitivity": target, "chosen_on": "default", "note": str(exc)}
+        return {"threshold": 0.5, "target_sensitivity": target, "confidence": confidence, "chosen_on": "default",
+                "note": str(exc)}
 
 
 def fit_spec_temperature(y_val: np.ndarray, logits_val: torch.Tensor) -> dict[str, Any] | None:
@@ -88,7 +92,8 @@ def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device:
     if calibration is not None:
         spec = spec.replace(temperature=calibration["temperature"])
     probs = {s: melanoma_probability(logits[s], spec).numpy() for s in ("val", "test")}
-    thr = choose_threshold(ys["val"], probs["val"], cfg.target_sensitivity)
+    thr = choose_threshold(ys["val"], probs["val"], cfg.target_sensitivity,
+                           getattr(cfg, "sensitivity_confidence", None))
     spec = spec.replace(threshold=float(thr["threshold"]))
     result = {
         "run": cfg.name, "architecture": cfg.arch, "paper_run": cfg.paper, "paper_accuracy": cfg.paper_accuracy,
@@ -111,6 +116,7 @@ def finish_run(cfg, model: torch.nn.Module, spec: ModelSpec, data: dict, device:
     plot_curves(run_dir / "curves.png", state.history, state.best_epoch, cfg.name)
     print(f"[{cfg.name}] best epoch {state.best_epoch}: val acc {result['val']['at_0.5']['clinical']['accuracy']:.4f}"
           f" | test acc {result['test']['at_0.5']['clinical']['accuracy']:.4f} AUC {result['test']['auc']:.4f}"
-          f" | threshold {spec.threshold:.4f} (val sensitivity {thr.get('sensitivity', float('nan')):.3f})"
+          f" | threshold {spec.threshold:.4f} (val sensitivity {thr.get('sensitivity', float('nan')):.3f}"
+          + (f", lower bound {thr['sensitivity_lower_bound']:.3f}" if "sensitivity_lower_bound" in thr else "") + ")"
           f" -> {run_dir}", flush=True)
     return run_dir
