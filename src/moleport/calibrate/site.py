@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,7 +94,7 @@ def min_melanomas(target: float, alpha: float = ALPHA) -> int:
     """
     if not 0.0 < target < 1.0:
         raise CalibrationError(f"target sensitivity must be strictly between 0 and 1, got {target}")
-    return int(math.ceil(math.log(alpha) / math.log(target) - 1e-9))
+    return metrics.melanomas_needed(target, 1.0 - alpha)
 
 
 def count_units(items: list[EvalItem]) -> dict[str, int]:
